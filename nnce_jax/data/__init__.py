@@ -1,0 +1,1 @@
+"""Data sources: synthetic samplers (``toy2d``); TFDS pipelines arrive with real data."""

@@ -1,0 +1,79 @@
+"""Data parallelism: one per-device step body, run under ``jit(shard_map)`` or ``pmap``.
+
+The step body sees its device's shard of the batch and averages gradients and metrics
+with ``lax.pmean(..., 'data')``. Both backends run that same body over the same devices
+and give the same numbers; ``shard_map`` is the default (``pmap`` is in maintenance mode
+since JAX 0.8 and is itself built on ``jit`` + ``shard_map``).
+
+Batches are stacked per dispatch: ``[steps_per_dispatch, global_batch, ...]``, split over
+devices along axis 1. The state is replicated.
+"""
+
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+AXIS = 'data'
+BACKENDS = ('shard_map', 'pmap')
+
+
+class DataParallel:
+  """Places state and batches on devices and compiles a per-device step for a backend."""
+
+  def __init__(self, backend: str = 'shard_map', devices: Sequence[jax.Device] | None = None):
+    if backend not in BACKENDS:
+      raise ValueError(f'parallel.backend={backend!r} is not one of {", ".join(BACKENDS)}')
+    self.backend = backend
+    self.devices = list(devices if devices is not None else jax.devices())
+    self.mesh = Mesh(np.array(self.devices), (AXIS,))
+    self._replicated = NamedSharding(self.mesh, P())
+    self._batch_sharding = NamedSharding(self.mesh, P(None, AXIS))
+
+  @property
+  def num_devices(self) -> int:
+    return len(self.devices)
+
+  def compile(self, step_body: Callable) -> Callable:
+    """``step_body(state, batches) -> (state, metrics)`` -> a compiled global step.
+
+    The returned function takes the placed state and batches and returns the new placed
+    state (the old one is donated) and the metrics of device 0 (equal on all devices).
+    """
+    if self.backend == 'pmap':
+      stepped = jax.pmap(step_body, axis_name=AXIS, devices=self.devices, donate_argnums=0)
+      return lambda state, batches: _first_metrics(stepped(state, batches))
+    stepped = jax.shard_map(step_body, mesh=self.mesh, in_specs=(P(), P(None, AXIS)),
+                            out_specs=(P(), P()))
+    return jax.jit(stepped, donate_argnums=0)
+
+  def put_state(self, state):
+    """Replicates a (host or single-device) state over the devices, as a copy.
+
+    The compiled step donates the placed state, so it must never alias the caller's.
+    """
+    if self.backend == 'pmap':
+      return jax.device_put_replicated(state, self.devices)
+    return jax.device_put(state, self._replicated, may_alias=False)
+
+  def get_state(self, state):
+    """The logical state (one copy) of a placed state, for evaluation and checkpoints."""
+    if self.backend == 'pmap':
+      return jax.tree.map(lambda x: x[0], state)
+    return state
+
+  def put_batch(self, batches):
+    """Shards ``[steps, global_batch, ...]`` arrays along the batch axis."""
+    if self.backend == 'pmap':
+      d = self.num_devices
+      return jax.tree.map(
+          lambda x: np.swapaxes(np.asarray(x).reshape(x.shape[0], d, -1, *x.shape[2:]), 0, 1),
+          batches)
+    return jax.device_put(batches, self._batch_sharding)
+
+
+def _first_metrics(outputs):
+  state, metrics = outputs
+  return state, jax.tree.map(lambda x: x[0], metrics)
