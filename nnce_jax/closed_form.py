@@ -3,10 +3,17 @@
 import numpy as np
 
 
+def _vector(x) -> np.ndarray:
+  return np.atleast_1d(np.asarray(x, np.float64))
+
+
+def _matrix(x) -> np.ndarray:
+  return np.atleast_2d(np.asarray(x, np.float64))
+
+
 def gaussian_kl(mean_p, cov_p, mean_q, cov_q) -> float:
   """``KL(N(mean_p, cov_p) || N(mean_q, cov_q))`` in nats."""
-  mean_p, mean_q = np.atleast_1d(np.asarray(mean_p, np.float64)), np.atleast_1d(np.asarray(mean_q, np.float64))
-  cov_p, cov_q = np.atleast_2d(np.asarray(cov_p, np.float64)), np.atleast_2d(np.asarray(cov_q, np.float64))
+  mean_p, mean_q, cov_p, cov_q = _vector(mean_p), _vector(mean_q), _matrix(cov_p), _matrix(cov_q)
   precision_q = np.linalg.inv(cov_q)
   diff = mean_q - mean_p
   _, logdet_p = np.linalg.slogdet(cov_p)
@@ -17,8 +24,7 @@ def gaussian_kl(mean_p, cov_p, mean_q, cov_q) -> float:
 
 def gaussian_log_prob(x, mean, cov) -> np.ndarray:
   """``log N(x; mean, cov)`` for ``x [..., d]``."""
-  x = np.asarray(x, np.float64)
-  mean, cov = np.atleast_1d(np.asarray(mean, np.float64)), np.atleast_2d(np.asarray(cov, np.float64))
+  x, mean, cov = np.asarray(x, np.float64), _vector(mean), _matrix(cov)
   diff = x - mean
   _, logdet = np.linalg.slogdet(cov)
   maha = np.einsum('...i,ij,...j->...', diff, np.linalg.inv(cov), diff)

@@ -126,6 +126,7 @@ def train(state: TrainState, train_step, *, parallel: DataParallel,
   compiled = parallel.compile(scan_steps(train_step))
   placed = parallel.put_state(state)
   last_sync = step
+  host_batches = placed_batches = None
   timer = (time.perf_counter(), step)
 
   def due(every):
@@ -133,7 +134,9 @@ def train(state: TrainState, train_step, *, parallel: DataParallel,
 
   with _StopFlag() as stop:
     while step < num_steps:
-      placed, metrics = compiled(placed, parallel.put_batch(batches_for(step)))
+      if (batches := batches_for(step)) is not host_batches:  # constant batches: place once
+        host_batches, placed_batches = batches, parallel.put_batch(batches)
+      placed, metrics = compiled(placed, placed_batches)
       pending.append(metrics)
       step += spd
       stopping = stop.event.is_set()

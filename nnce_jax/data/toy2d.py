@@ -14,8 +14,8 @@ DATASETS = ('8gaussians', 'checkerboard', 'two_spirals', 'rings', 'pinwheel')
 def _eight_gaussians(key, n):
   centre_key, noise_key = jax.random.split(key)
   angles = 2 * math.pi * jax.random.randint(centre_key, (n,), 0, 8) / 8
-  centres = 2.0 * jnp.stack([jnp.cos(angles), jnp.sin(angles)], -1)
-  return (centres + 0.5 * jax.random.normal(noise_key, (n, 2))) / 1.414 * 2.0
+  centres = 4.0 * jnp.stack([jnp.cos(angles), jnp.sin(angles)], -1)
+  return (centres + 0.5 * jax.random.normal(noise_key, (n, 2))) / 1.414
 
 
 def _checkerboard(key, n):

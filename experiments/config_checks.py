@@ -1,0 +1,111 @@
+"""Config validation: every bad field fails here, before anything compiles or is written."""
+
+import math
+
+from nnce_jax.data.toy2d import DATASETS
+from nnce_jax.objectives import OBJECTIVES
+from nnce_jax.parallel import BACKENDS
+
+TASKS = ('density_chasm', 'gaussian', 'toy2d')
+MODELS = ('gaussian', 'mlp')
+OPTIMIZERS = ('adam', 'sgd')
+ON_NONFINITE = ('stop', 'skip')
+
+
+class ConfigError(ValueError):
+  """A config field holds a value outside its allowed set."""
+
+
+def _one_of(config, field, allowed):
+  value = _get(config, field)
+  if value not in allowed:
+    raise ConfigError(f'config.{field}={value!r} is invalid; allowed values: {", ".join(allowed)}')
+
+
+def _number(config, field, *, low=None, high=None, integer=False, low_open=False, high_open=False):
+  value = _get(config, field)
+  kind = 'an integer' if integer else 'a number'
+  ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+  ok = ok and not isinstance(value, bool) and (integer or math.isfinite(value))
+  if ok and low is not None:
+    ok = value > low if low_open else value >= low
+  if ok and high is not None:
+    ok = value < high if high_open else value <= high
+  if not ok:
+    lo = '' if low is None else f'{"(" if low_open else "["}{low}'
+    hi = '' if high is None else f'{high}{")" if high_open else "]"}'
+    span = f' in {lo or "(-inf"}, {hi or "inf)"}' if lo or hi else ''
+    raise ConfigError(f'config.{field}={value!r} is invalid; it must be {kind}{span}')
+
+
+def _get(config, field):
+  value = config
+  for part in field.split('.'):
+    value = value[part]
+  return value
+
+
+def check_config(config, num_devices: int) -> None:
+  """Raises :class:`ConfigError` naming the first invalid field and its allowed values."""
+  _one_of(config, 'task', TASKS)
+  _number(config, 'seed', low=0, integer=True)
+  for name in filter(None, config.compare.split(',')):
+    if name not in OBJECTIVES:
+      raise ConfigError(f'config.compare names {name!r}; allowed objectives: {", ".join(OBJECTIVES)}')
+  _number(config, 'num_seeds', low=1, integer=True)
+
+  _one_of(config, 'objective.name', OBJECTIVES)
+  _number(config, 'objective.magnitude', low=0, low_open=True)
+  _number(config, 'objective.noise_ratio', low=1, integer=True)
+  _number(config, 'objective.num_candidates', low=2, integer=True)
+  _number(config, 'objective.num_stages', low=1, integer=True)
+  _number(config, 'objective.l2_penalty', low=0)
+
+  _one_of(config, 'model.name', MODELS)
+  if config.model.name == 'mlp' and not all(isinstance(w, int) and w > 0 for w in config.model.hidden):
+    raise ConfigError(f'config.model.hidden={config.model.hidden!r} is invalid; it must be positive integers')
+  if config.model.name == 'gaussian' and config.task == 'toy2d':
+    raise ConfigError('config.model.name=gaussian is invalid for task toy2d; allowed values: mlp')
+
+  _one_of(config, 'optimizer.name', OPTIMIZERS)
+  _number(config, 'optimizer.learning_rate', low=0, low_open=True)
+  _number(config, 'optimizer.grad_clip_norm', low=0)
+
+  _check_train(config, num_devices)
+  _check_data(config)
+
+
+def _check_train(config, num_devices):
+  _one_of(config, 'parallel.backend', BACKENDS)
+  _number(config, 'parallel.num_devices', low=0, high=num_devices, integer=True)
+  devices = config.parallel.num_devices or num_devices
+  _number(config, 'train.batch_size', low=1, integer=True)
+  if config.train.batch_size % devices:
+    raise ConfigError(f'config.train.batch_size={config.train.batch_size} is invalid; it must be '
+                      f'divisible by the device count, {devices}')
+  _number(config, 'train.steps_per_dispatch', low=1, integer=True)
+  spd = config.train.steps_per_dispatch
+  for field in ('num_steps', 'log_every', 'eval_every', 'checkpoint_every'):
+    _number(config, f'train.{field}', low=1 if field == 'num_steps' else 0, integer=True)
+    if _get(config, f'train.{field}') % spd:
+      raise ConfigError(f'config.train.{field}={_get(config, "train." + field)} is invalid; it '
+                        f'must be a multiple of train.steps_per_dispatch={spd}')
+  _number(config, 'train.sync_every', low=1, integer=True)
+  _number(config, 'train.max_checkpoints', low=1, integer=True)
+  _number(config, 'train.ema_decay', low=0, high=1, high_open=True)
+  _one_of(config, 'train.on_nonfinite', ON_NONFINITE)
+
+
+def _check_data(config):
+  if config.task == 'density_chasm':
+    _number(config, 'data.sigma', low=0, low_open=True)
+    _number(config, 'data.tolerance', low=0, low_open=True)
+  if config.task == 'gaussian':
+    _number(config, 'data.dim', low=1, integer=True)
+  if config.task == 'toy2d':
+    _one_of(config, 'data.dataset', DATASETS)
+    _number(config, 'data.grid_size', low=2, integer=True)
+    _number(config, 'data.grid_limit', low=0, low_open=True)
+  if 'num_train' in config.data:
+    _number(config, 'data.num_train', low=1, integer=True)
+  _number(config, 'data.num_test', low=1, integer=True)

@@ -1,0 +1,21 @@
+"""d-dimensional Gaussian data against N(0, I) noise, Gaussian family as the model.
+
+Reports the parameter error against the truth and against the closed-form MLE of the same
+samples; in 2-D also the cosine between the objective's gradient and the exact MLE gradient.
+"""
+
+from experiments.configs import common
+
+
+def get_config():
+  config = common.base_config()
+  config.task = 'gaussian'
+  config.compare = 'nce,noisier_nce,nwj'
+  config.data.dim = 5           # >= 1
+  config.data.num_train = 1000  # n: the MLE is of these samples
+  config.data.num_test = 10000
+  config.model.name = 'gaussian'
+  config.train.num_steps = 4000
+  config.train.log_every = 1000
+  config.train.eval_every = 200
+  return config

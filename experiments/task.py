@@ -1,0 +1,72 @@
+"""What every experiment module builds from its config, and the builders they share."""
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import linen as nn
+
+from nnce_jax import estimation, models, objectives
+
+
+@dataclasses.dataclass
+class Task:
+  """An experiment: a model and loss to train, and how to judge the result.
+
+  ``eval_fn(params) -> {name: scalar}`` (jitted); ``truth`` holds closed-form values of
+  eval metrics where known; ``table_metrics`` are compared across objectives; when
+  ``tolerance_metric`` is set, the summary reports the first step after which it stays
+  below ``tolerance``; ``report(params, workdir) -> dict`` makes plots and extra results.
+  """
+  model: nn.Module
+  init_params: Any
+  loss_fn: Callable
+  eval_fn: Callable
+  truth: dict[str, float]
+  table_metrics: tuple[str, ...]
+  tolerance_metric: str | None = None
+  tolerance: float = 0.0
+  report: Callable[[Any, str], dict] = lambda params, workdir: {}
+
+
+def make_model(config, base) -> nn.Module:
+  k = config.objective.num_stages
+  if config.model.name == 'gaussian':
+    return models.GaussianRatio(base=base, num_stages=k)
+  return models.MLPRatio(hidden=tuple(config.model.hidden), num_stages=k)
+
+
+def make_objective(config) -> objectives.Objective:
+  o = config.objective
+  return objectives.make_objective(o.name, magnitude=o.magnitude, noise_ratio=o.noise_ratio,
+                                   num_candidates=o.num_candidates, l2_penalty=o.l2_penalty)
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+  o = config.optimizer
+  tx = optax.adam(o.learning_rate) if o.name == 'adam' else optax.sgd(o.learning_rate)
+  return optax.chain(optax.clip_by_global_norm(o.grad_clip_norm), tx) if o.grad_clip_norm else tx
+
+
+def ratio_parts(config, base, sample_data, dim: int):
+  """The model, its initial params and the training loss of a ratio-estimation task."""
+  model = make_model(config, base)
+  init_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
+  params = model.init(init_key, jnp.zeros((1, dim)))
+  loss_fn = estimation.make_ratio_loss(model.apply, sample_data, base, make_objective(config),
+                                       config.objective.num_stages)
+  return model, params, loss_fn
+
+
+def log_ratio(model: nn.Module, params, x) -> jax.Array:
+  """The telescoped ``log q*/q0 (x)`` of a model, ``[n]``."""
+  return objectives.telescoped_log_ratio(model.apply(params, x))
+
+
+def data_keys(config):
+  """Keys for the fixed training and test sets, independent of the training keys."""
+  root = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
+  return jax.random.split(root, 3)

@@ -1,0 +1,59 @@
+"""2-D toy densities: test NLL with the normaliser by quadrature, and a density heat map."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments.task import Task, data_keys, log_ratio, ratio_parts
+from nnce_jax import noise
+from nnce_jax.data import toy2d
+
+
+def build(config) -> Task:
+  name, limit, size = config.data.dataset, config.data.grid_limit, config.data.grid_size
+  fit_key, test_key, _ = data_keys(config)
+  fit = toy2d.sample(name, fit_key, 10000)
+  base = noise.DiagonalGaussian(jnp.mean(fit, 0), jnp.std(fit, 0))  # q0 fitted to the data
+  x_test = toy2d.sample(name, test_key, config.data.num_test)
+
+  def sample_data(key):
+    return toy2d.sample(name, key, 1)[0]
+
+  model, params, loss_fn = ratio_parts(config, base, sample_data, dim=2)
+  axis = jnp.linspace(-limit, limit, size)
+  grid = jnp.stack(jnp.meshgrid(axis, axis, indexing='xy'), -1).reshape(-1, 2)
+  log_cell = 2 * jnp.log(axis[1] - axis[0])
+
+  def log_density_grid(params):
+    return log_ratio(model, params, grid) + base.log_prob(grid)  # log exp(s) q0, unnormalised
+
+  @jax.jit
+  def eval_fn(params):
+    log_z = jax.nn.logsumexp(log_density_grid(params)) + log_cell
+    log_p = log_ratio(model, params, x_test) + base.log_prob(x_test) - log_z
+    return {'test_nll': -jnp.mean(log_p), 'log_z': log_z}
+
+  def report(params, workdir):
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot as plt
+    density = np.exp(np.asarray(jax.jit(log_density_grid)(params))).reshape(size, size)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 4))
+    left.hist2d(*np.asarray(x_test).T, bins=size // 2, range=[[-limit, limit]] * 2, cmap='viridis')
+    left.set_title(f'{name}: data')
+    right.imshow(density, origin='lower', extent=[-limit, limit, -limit, limit], cmap='viridis')
+    right.set_title(f'learned density ({config.objective.name})')
+    for ax in (left, right):
+      ax.set_aspect('equal')
+      ax.set_xticks([])
+      ax.set_yticks([])
+    path = os.path.join(workdir, 'density.png')
+    fig.savefig(path, dpi=100, bbox_inches='tight')
+    plt.close(fig)
+    return {'density_plot': path}
+
+  noise_nll = float(-jnp.mean(base.log_prob(x_test)))
+  return Task(model, params, loss_fn, eval_fn, truth={'noise_nll': noise_nll, 'log_z': 0.0},
+              table_metrics=('test_nll', 'log_z'), report=report)

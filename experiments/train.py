@@ -1,0 +1,80 @@
+"""One training run of a task: state, devices, checkpoints, metrics and the summary."""
+
+import json
+import logging
+import os
+import time
+
+import jax
+import numpy as np
+
+from experiments import density_chasm, gaussian, toy2d
+from experiments.config_checks import check_config
+from experiments.task import make_optimizer
+from experiments.writers import MetricWriter, read_metrics
+from nnce_jax import checkpoint
+from nnce_jax import train as engine
+from nnce_jax.parallel import DataParallel
+
+TASKS = {'density_chasm': density_chasm.build, 'gaussian': gaussian.build, 'toy2d': toy2d.build}
+
+
+def steps_to_tolerance(history: list[dict], metric: str, tolerance: float) -> int | None:
+  """The first eval step from which ``metric`` stays below ``tolerance`` (None if never)."""
+  first = None
+  for record in history:
+    if record[metric] >= tolerance:
+      first = None
+    elif first is None:
+      first = record['step']
+  return first
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint) and returns the
+  summary also written to ``workdir/summary.json``."""
+  check_config(config, jax.local_device_count())
+  started = time.perf_counter()
+  task = TASKS[config.task](config)
+  parallel = DataParallel(config.parallel.backend,
+                          jax.devices()[:config.parallel.num_devices or None])
+  tx = make_optimizer(config)
+  rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0)
+  state = engine.create_train_state(task.init_params, tx, rng)
+  train_step = engine.make_train_step(task.loss_fn, tx, config.train.ema_decay,
+                                      skip_nonfinite=config.train.on_nonfinite == 'skip')
+
+  os.makedirs(workdir, exist_ok=True)
+  manager = checkpoint.make_manager(os.path.join(workdir, 'checkpoints'), config.train.max_checkpoints)
+  restored = checkpoint.restore_latest(manager, like=parallel.get_state(parallel.put_state(state)))
+  if restored is not None:
+    state = restored
+    logging.info('resumed %s from step %d', workdir, int(state.step))
+  is_main = jax.process_index() == 0
+  writer = MetricWriter(workdir, resume_step=int(state.step)) if is_main else None
+
+  example_ids = np.tile(np.arange(config.train.batch_size, dtype=np.int32),
+                        (config.train.steps_per_dispatch, 1))
+  try:
+    state, _ = engine.train(state, train_step, parallel=parallel, batches_for=lambda _: example_ids,
+                            config=config.train, eval_fn=task.eval_fn, manager=manager, writer=writer)
+  finally:
+    if writer:
+      writer.close()
+    manager.close()
+
+  history = [r for r in read_metrics(workdir) if any(k.startswith('eval_') for k in r)]
+  final = {k.removeprefix('eval_'): v for k, v in history[-1].items() if k != 'step'}
+  summary = {'task': config.task, 'objective': config.objective.name, 'seed': config.seed,
+             'steps': int(state.step), 'final': final, 'truth': task.truth,
+             'wall_time_s': time.perf_counter() - started,
+             **task.report(state.ema_params, workdir), 'config': config.to_dict()}
+  if task.tolerance_metric:
+    summary['steps_to_tolerance'] = steps_to_tolerance(history, f'eval_{task.tolerance_metric}',
+                                                       task.tolerance)
+    summary['tolerance'] = {task.tolerance_metric: task.tolerance}
+  summary['table_metrics'] = list(task.table_metrics)
+  if is_main:
+    with open(os.path.join(workdir, 'summary.json'), 'w') as f:
+      json.dump(summary, f, indent=2, default=str)
+  return summary

@@ -1,0 +1,27 @@
+"""nnce_jax: noise-contrastive estimation and Noisier NCE in JAX/Flax."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name='nnce_jax',
+    version='0.1.0',
+    description='Noise-contrastive estimation, Noisier NCE (N^2CE) and friends in JAX/Flax',
+    long_description=open('README.md').read(),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.11',
+    packages=find_packages(include=['nnce_jax', 'nnce_jax.*', 'experiments', 'experiments.*']),
+    install_requires=[
+        'jax>=0.8',
+        'flax>=0.10',
+        'optax>=0.2',
+        'orbax-checkpoint>=0.11',
+        'ml_collections>=1.0',
+        'chex>=0.1.90',
+        'absl-py>=2.0',
+        'tensorflow-datasets>=4.9',
+        'tensorboardX>=2.6',  # TensorBoard event files without TensorFlow
+        'matplotlib>=3.8',
+        'numpy>=1.26',
+    ],
+    extras_require={'test': ['pytest>=8', 'ruff>=0.5']},
+)
