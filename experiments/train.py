@@ -10,7 +10,7 @@ import numpy as np
 
 from experiments import density_chasm, gaussian, toy2d
 from experiments.config_checks import check_config
-from experiments.task import make_optimizer
+from experiments.task import Task, make_optimizer
 from experiments.writers import MetricWriter, read_metrics
 from nnce_jax import checkpoint
 from nnce_jax import train as engine
@@ -30,11 +30,9 @@ def steps_to_tolerance(history: list[dict], metric: str, tolerance: float) -> in
   return first
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint) and returns the
-  summary also written to ``workdir/summary.json``."""
+def fit(config, workdir: str) -> tuple[engine.TrainState, Task]:
+  """Trains ``config`` in ``workdir``, resuming from its latest checkpoint."""
   check_config(config, jax.local_device_count())
-  started = time.perf_counter()
   task = TASKS[config.task](config)
   parallel = DataParallel(config.parallel.backend,
                           jax.devices()[:config.parallel.num_devices or None])
@@ -62,7 +60,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
     if writer:
       writer.close()
     manager.close()
+  return state, task
 
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains ``config`` in ``workdir`` (resuming) and returns the summary also written to
+  ``workdir/summary.json``: final eval metrics, the truth, steps to tolerance, the config."""
+  started = time.perf_counter()
+  state, task = fit(config, workdir)
+  is_main = jax.process_index() == 0
   history = [r for r in read_metrics(workdir) if any(k.startswith('eval_') for k in r)]
   final = {k.removeprefix('eval_'): v for k, v in history[-1].items() if k != 'step'}
   summary = {'task': config.task, 'objective': config.objective.name, 'seed': config.seed,

@@ -12,6 +12,7 @@ devices along axis 1. The state is replicated.
 from collections.abc import Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -50,13 +51,16 @@ class DataParallel:
     return jax.jit(stepped, donate_argnums=0)
 
   def put_state(self, state):
-    """Replicates a (host or single-device) state over the devices, as a copy.
+    """Replicates a (host or single-device) state over the devices, one fresh copy per leaf.
 
-    The compiled step donates the placed state, so it must never alias the caller's.
+    The compiled step donates the placed state: a buffer shared by two leaves (``ema_params``
+    starts as ``params``) or with the caller would be freed twice (a segfault on CPU).
     """
     if self.backend == 'pmap':
-      return jax.device_put_replicated(state, self.devices)
-    return jax.device_put(state, self._replicated, may_alias=False)
+      return jax.tree.map(lambda x: jnp.stack([jnp.asarray(x)] * self.num_devices), state)
+    # device_put alone returns one buffer for a leaf repeated in the tree, even with
+    # may_alias=False; an explicit copy per leaf does not.
+    return jax.tree.map(lambda x: jax.device_put(jnp.array(x, copy=True), self._replicated), state)
 
   def get_state(self, state):
     """The logical state (one copy) of a placed state, for evaluation and checkpoints."""

@@ -58,7 +58,10 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
 
   def train_step(state: TrainState, batch):
     rng = jax.random.fold_in(state.rng, state.step)
-    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, rng, batch)
+    # Differentiate per-device copies: under shard_map the gradient of *replicated* params is
+    # already summed over devices, and the pmean below would then give the sum, not the mean.
+    local_params = jax.lax.pcast(state.params, AXIS, to='varying')
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(local_params, rng, batch)
     grads, metrics = jax.lax.pmean((grads, metrics), AXIS)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
