@@ -1,0 +1,104 @@
+"""Every config runs a few steps; bad configs fail before anything compiles or is written."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments.config_checks import ConfigError, check_config
+from experiments.train import train_and_evaluate
+from nnce_jax.data import toy2d
+from tests.helpers import small_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize('task, overrides', [
+    ('density_chasm', {}),
+    ('density_chasm', {'objective.name': 'nce', 'objective.noise_ratio': 3}),
+    ('density_chasm', {'objective.name': 'nwj', 'objective.num_stages': 3}),
+    ('density_chasm', {'objective.name': 'ranking_nce', 'objective.num_candidates': 4}),
+    ('density_chasm', {'objective.l2_penalty': 0.1, 'parallel.backend': 'pmap'}),
+    ('gaussian', {'data.dim': 2}),
+    ('gaussian', {'data.dim': 5, 'objective.name': 'nce'}),
+    ('toy2d', {'model.hidden': (16, 16)}),
+])
+def test_each_config_runs_a_few_steps(tmp_path, task, overrides):
+  config = small_config(task, num_steps=20, eval_every=20, log_every=20, checkpoint_every=20)
+  for field, value in overrides.items():
+    section, name = field.split('.')
+    config[section][name] = value
+  summary = train_and_evaluate(config, str(tmp_path))
+  assert summary['steps'] == 20
+  assert all(np.isfinite(v) for v in summary['final'].values())
+  assert os.path.exists(tmp_path / 'summary.json') and os.path.exists(tmp_path / 'metrics.jsonl')
+  assert any(name.startswith('events.out.tfevents') for name in os.listdir(tmp_path / 'tensorboard'))
+  if task == 'gaussian' and overrides['data.dim'] == 2:
+    assert -1 <= summary['final']['grad_cosine_mle'] <= 1
+  if task == 'toy2d':
+    assert os.path.exists(tmp_path / 'density.png')
+
+
+@pytest.mark.parametrize('name', toy2d.DATASETS)
+def test_toy_datasets_are_finite_and_bounded(name):
+  import jax
+  x = np.asarray(toy2d.sample(name, jax.random.PRNGKey(0), 5000))
+  assert x.shape == (5000, 2) and np.all(np.isfinite(x))
+  assert np.all(np.abs(x) < 6.0) and x.std() > 0.5
+
+
+BAD = [
+    ('objective.name', 'infonce',
+     'config.objective.name=.*allowed values: nce, noisier_nce, nwj, ranking_nce'),
+    ('objective.magnitude', 0.0, r'config.objective.magnitude=0.0 is invalid; it must be a number in \(0'),
+    ('objective.magnitude', -5.0, 'config.objective.magnitude=-5.0'),
+    ('objective.num_stages', 0, r'config.objective.num_stages=0 is invalid; it must be an integer in \[1'),
+    ('objective.noise_ratio', 0, 'config.objective.noise_ratio=0'),
+    ('train.batch_size', 66,
+     'config.train.batch_size=66 is invalid; it must be divisible by the device count, 4'),
+    ('train.eval_every', 15,
+     'config.train.eval_every=15 is invalid; it must be a multiple of train.steps_per_dispatch=10'),
+    ('train.on_nonfinite', 'ignore', 'config.train.on_nonfinite=.*allowed values: stop, skip'),
+    ('parallel.backend', 'xmap', 'config.parallel.backend=.*allowed values: shard_map, pmap'),
+    ('optimizer.learning_rate', float('nan'), 'config.optimizer.learning_rate=nan'),
+    ('model.name', 'resnet', 'config.model.name=.*allowed values: gaussian, mlp'),
+    ('data.sigma', 0.0, 'config.data.sigma=0.0'),
+]
+
+
+@pytest.mark.parametrize('field, value, message', BAD)
+def test_bad_config_names_the_field_and_allowed_values(field, value, message):
+  config = small_config()
+  section, name = field.split('.')
+  config[section][name] = value
+  with pytest.raises(ConfigError, match=message):
+    check_config(config, num_devices=4)
+
+
+def test_bad_compare_list_is_rejected():
+  config = small_config()
+  config.compare = 'nce,bogus'
+  with pytest.raises(ConfigError, match="config.compare names 'bogus'"):
+    check_config(config, num_devices=4)
+
+
+def test_main_rejects_a_bad_config_before_writing(tmp_path):
+  workdir = tmp_path / 'never'
+  result = subprocess.run(
+      [sys.executable, '-m', 'experiments.main', '--config.objective.magnitude=-1', f'--workdir={workdir}'],
+      cwd=REPO, capture_output=True, text=True, timeout=120,
+      env={**os.environ, 'XLA_FLAGS': '', 'JAX_PLATFORMS': 'cpu'})
+  assert result.returncode != 0
+  assert 'Invalid config: config.objective.magnitude=-1' in result.stderr
+  assert not workdir.exists()
+
+
+def test_density_chasm_reaches_the_closed_form_kl(tmp_path):
+  config = small_config(num_steps=3000, log_every=1000, eval_every=500, checkpoint_every=0)
+  config.train.update(batch_size=1000, steps_per_dispatch=50, sync_every=50)
+  summary = train_and_evaluate(config, str(tmp_path))
+  assert abs(summary['final']['kl'] - summary['truth']['kl']) < 0.15, summary['final']
+  assert summary['truth']['kl'] == pytest.approx(6.4078, abs=1e-3)
+  assert summary['steps_to_tolerance'] is not None
