@@ -7,6 +7,7 @@ not depend on how many devices share it.
 
 from collections.abc import Callable
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -37,6 +38,7 @@ def make_ratio_loss(log_ratio_fn: LogRatioFn, sample_data: Callable[[jax.Array],
     keys = jax.vmap(jax.random.fold_in, (None, 0))(rng, example_ids)
     data_keys, noise_keys = jnp.unstack(jax.vmap(jax.random.split)(keys), axis=1)
     x_data = jax.vmap(sample_data)(data_keys)                           # [b, d]
+    chex.assert_rank(x_data, 2)
     b = x_data.shape[0]
     x_noise = jax.vmap(lambda k: noise.sample(k, (nu,)))(noise_keys)    # [b, nu, d]
     x_noise = jnp.swapaxes(x_noise, 0, 1).reshape(b * nu, -1)           # noise j of each i
@@ -47,6 +49,7 @@ def make_ratio_loss(log_ratio_fn: LogRatioFn, sample_data: Callable[[jax.Array],
     log_ratios = [log_ratio_fn(params, w) for w in waymarks]           # each [*, K]
     s_data = jnp.stack([log_ratios[k][:b, k] for k in range(num_stages)])
     s_noise = jnp.stack([log_ratios[k + 1][:, k] for k in range(num_stages)])
+    chex.assert_shape([s_data, s_noise], [(num_stages, b), (num_stages, b * nu)])
     loss, diagnostics = objective.loss(s_data, s_noise)
     return loss, {'loss': loss, **diagnostics}
 

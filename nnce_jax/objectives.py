@@ -12,6 +12,7 @@ magnitudes ``M`` in ``[1, 1e12]`` and logits in ``[-1e4, 1e4]``. Low-precision l
 
 from typing import Callable, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -138,6 +139,8 @@ def telescoping(loss_fn: BinaryLoss) -> BinaryLoss:
   """
 
   def telescoped_loss(stage_log_ratio_data, stage_log_ratio_noise):
+    chex.assert_rank([stage_log_ratio_data, stage_log_ratio_noise], 2)
+    chex.assert_equal_shape_prefix([stage_log_ratio_data, stage_log_ratio_noise], 1)
     losses, diagnostics = jax.vmap(loss_fn)(stage_log_ratio_data, stage_log_ratio_noise)
     return jnp.sum(losses), jax.tree.map(jnp.mean, diagnostics)
 
