@@ -9,7 +9,9 @@
   and 20 steps per dispatch, beside a hand-written jitted optax step of the same model and loss
   (the ceiling the engine's overhead is measured against).
 
-Rates are differences of two timed runs of different lengths, so compilation cancels out.
+Rates are differences of two timed runs of different lengths, so compilation cancels out. The
+variants compared within a group are measured round-robin and each reported as its median over
+``--repeats`` rounds: on a 2-core machine one-off timings of identical work differ by 10-30%.
 """
 
 import argparse
@@ -45,18 +47,24 @@ PARAMS = MODEL.init(jax.random.PRNGKey(0), jnp.zeros((1, 2)))
 
 def _rate(run) -> float:
   """Steps/s of ``run(num_steps)`` (which blocks), with compilation and warm-up cancelled."""
-  rates = []
+  start = time.perf_counter()
+  run(args.steps // 4)
+  short = time.perf_counter() - start
+  start = time.perf_counter()
+  run(args.steps // 4 + args.steps)
+  return args.steps / (time.perf_counter() - start - short)
+
+
+def median_rates(runs: dict) -> dict:
+  """Median steps/s of each ``run`` in ``runs``, measured round-robin."""
+  rates = {name: [] for name in runs}
   for _ in range(args.repeats):
-    start = time.perf_counter()
-    run(args.steps // 4)
-    short = time.perf_counter() - start
-    start = time.perf_counter()
-    run(args.steps // 4 + args.steps)
-    rates.append(args.steps / (time.perf_counter() - start - short))
-  return float(np.median(rates))
+    for name, run in runs.items():
+      rates[name].append(_rate(run))
+  return {name: float(np.median(r)) for name, r in rates.items()}
 
 
-def engine_rate(objective='noisier_nce', batch=1000, steps_per_dispatch=20, backend='shard_map'):
+def engine_run(objective='noisier_nce', batch=1000, steps_per_dispatch=20, backend='shard_map'):
   objective_fns = objectives.make_objective(objective, magnitude=100.0)
   sample = lambda key: toy2d.sample('8gaussians', key, 1)[0]  # noqa: E731
   loss_fn = estimation.make_ratio_loss(MODEL.apply, sample, BASE, objective_fns)
@@ -73,10 +81,10 @@ def engine_rate(objective='noisier_nce', batch=1000, steps_per_dispatch=20, back
     state, _ = engine.train(state, train_step, parallel=parallel, batches_for=lambda _: ids, config=config)
     jax.block_until_ready(state)
 
-  return _rate(run)
+  return run
 
 
-def handwritten_rate(batch):
+def handwritten_run(batch):
   @jax.jit
   def step(params, opt_state, key):
     data_key, noise_key = jax.random.split(key)
@@ -95,7 +103,7 @@ def handwritten_rate(batch):
       params, opt_state, value = step(params, opt_state, jax.random.fold_in(root, i))
     jax.block_until_ready(params)
 
-  return _rate(run)
+  return run
 
 
 def emit(**record):
@@ -104,21 +112,21 @@ def emit(**record):
 
 
 def main():
-  nce = None
-  for objective in ('nce', 'noisier_nce', 'nwj'):
-    rate = engine_rate(objective)
-    nce = nce or rate
+  rates = median_rates({name: engine_run(name) for name in ('nce', 'noisier_nce', 'nwj')})
+  for objective, rate in rates.items():
     emit(bench='objective', objective=objective, batch=1000, steps_per_dispatch=20,
-         step_ms=1e3 / rate, ratio_to_nce=nce / rate)
-  for backend in ('shard_map', 'pmap'):
-    emit(bench='backend', backend=backend, batch=1000, steps_per_dispatch=20,
-         steps_per_s=engine_rate(backend=backend))
+         step_ms=1e3 / rate, step_time_over_nce=rates['nce'] / rate)
+  rates = median_rates({backend: engine_run(backend=backend) for backend in ('shard_map', 'pmap')})
+  for backend, rate in rates.items():
+    emit(bench='backend', backend=backend, batch=1000, steps_per_dispatch=20, steps_per_s=rate)
   for batch in (100, 1000):
-    ceiling = handwritten_rate(batch)
+    rates = median_rates({'handwritten': handwritten_run(batch),
+                          1: engine_run(batch=batch, steps_per_dispatch=1),
+                          20: engine_run(batch=batch, steps_per_dispatch=20)})
     for steps_per_dispatch in (1, 20):
-      rate = engine_rate(batch=batch, steps_per_dispatch=steps_per_dispatch)
-      emit(bench='engine', batch=batch, steps_per_dispatch=steps_per_dispatch, engine_steps_per_s=rate,
-           handwritten_steps_per_s=ceiling, engine_over_handwritten=rate / ceiling)
+      emit(bench='engine', batch=batch, steps_per_dispatch=steps_per_dispatch,
+           engine_steps_per_s=rates[steps_per_dispatch], handwritten_steps_per_s=rates['handwritten'],
+           engine_over_handwritten=rates[steps_per_dispatch] / rates['handwritten'])
 
 
 if __name__ == '__main__':
