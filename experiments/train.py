@@ -44,7 +44,7 @@ def fit(config, workdir: str) -> tuple[engine.TrainState, Task]:
 
   os.makedirs(workdir, exist_ok=True)
   manager = checkpoint.make_manager(os.path.join(workdir, 'checkpoints'), config.train.max_checkpoints)
-  restored = checkpoint.restore_latest(manager, like=parallel.get_state(parallel.put_state(state)))
+  restored = checkpoint.restore_latest(manager, parallel.abstract_state(state))
   if restored is not None:
     state = restored
     logging.info('resumed %s from step %d', workdir, int(state.step))

@@ -6,7 +6,6 @@ built state), so a checkpoint written on one device count restores on another.
 
 import os
 
-import jax
 import orbax.checkpoint as ocp
 
 
@@ -21,10 +20,10 @@ def save(manager: ocp.CheckpointManager, step: int, state) -> None:
     manager.save(step, args=ocp.args.StandardSave(state))
 
 
-def restore_latest(manager: ocp.CheckpointManager, like):
-  """The latest checkpoint restored into the structure and shardings of ``like``, or None."""
+def restore_latest(manager: ocp.CheckpointManager, abstract):
+  """The latest checkpoint restored into ``abstract`` (a tree of ``jax.ShapeDtypeStruct`` with
+  shardings, e.g. ``DataParallel.abstract_state``), or None if there is none."""
   step = manager.latest_step()
   if step is None:
     return None
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
   return manager.restore(step, args=ocp.args.StandardRestore(abstract))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import Mesh, NamedSharding, SingleDeviceSharding
 from jax.sharding import PartitionSpec as P
 
 AXIS = 'data'
@@ -32,6 +32,7 @@ class DataParallel:
     self.mesh = Mesh(np.array(self.devices), (AXIS,))
     self._replicated = NamedSharding(self.mesh, P())
     self._batch_sharding = NamedSharding(self.mesh, P(None, AXIS))
+    self._device_sharding = NamedSharding(self.mesh, P(AXIS))  # pmap's leading device axis
 
   @property
   def num_devices(self) -> int:
@@ -57,10 +58,20 @@ class DataParallel:
     starts as ``params``) or with the caller would be freed twice (a segfault on CPU).
     """
     if self.backend == 'pmap':
-      return jax.tree.map(lambda x: jnp.stack([jnp.asarray(x)] * self.num_devices), state)
+      # Placed explicitly: pmap (built on jit) rejects inputs committed to one device, which
+      # is how a restored checkpoint arrives.
+      stacked = lambda x: jnp.stack([jnp.asarray(x)] * self.num_devices)  # noqa: E731
+      return jax.tree.map(lambda x: jax.device_put(stacked(x), self._device_sharding), state)
     # device_put alone returns one buffer for a leaf repeated in the tree, even with
     # may_alias=False; an explicit copy per leaf does not.
     return jax.tree.map(lambda x: jax.device_put(jnp.array(x, copy=True), self._replicated), state)
+
+  def abstract_state(self, state):
+    """Shapes, dtypes and shardings of ``get_state(put_state(state))``, without placing it:
+    the target a checkpoint is restored into."""
+    sharding = SingleDeviceSharding(self.devices[0]) if self.backend == 'pmap' else self._replicated
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x), sharding=sharding),
+                        state)
 
   def get_state(self, state):
     """The logical state (one copy) of a placed state, for evaluation and checkpoints."""

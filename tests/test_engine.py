@@ -46,10 +46,16 @@ def test_one_and_four_devices_agree_on_the_same_global_batch(tmp_path):
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
 
 
-def test_stop_and_resume_is_bit_identical(tmp_path):
-  unbroken, _ = fit(small_config(num_steps=100), str(tmp_path / 'unbroken'))
-  fit(small_config(num_steps=50), str(tmp_path / 'resumed'))
-  resumed, _ = fit(small_config(num_steps=100), str(tmp_path / 'resumed'))
+@pytest.mark.parametrize('backend', ['shard_map', 'pmap'])
+def test_stop_and_resume_is_bit_identical(tmp_path, backend):
+  def config(num_steps):
+    c = small_config(num_steps=num_steps)
+    c.parallel.backend = backend
+    return c
+
+  unbroken, _ = fit(config(100), str(tmp_path / 'unbroken'))
+  fit(config(50), str(tmp_path / 'resumed'))
+  resumed, _ = fit(config(100), str(tmp_path / 'resumed'))
   assert int(resumed.step) == 100
   for a, b in zip(leaves(unbroken), leaves(resumed)):
     np.testing.assert_array_equal(a, b)
