@@ -7,6 +7,7 @@ seeds, in about a minute on a laptop CPU. Any config field can be overridden, e.
 same command to resume.
 """
 
+import logging as python_logging
 import os
 import sys
 
@@ -15,6 +16,7 @@ from ml_collections import config_flags
 
 from experiments.compare import run_comparison
 from experiments.config_checks import ConfigError, check_config
+from experiments.normalizers import run_benchmark
 from experiments.train import train_and_evaluate
 from nnce_jax.train import Preempted
 
@@ -28,13 +30,14 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory (default ./run
 def _own_info_only(record) -> bool:
   """Keeps INFO lines from this project; Orbax and XLA log several per checkpoint."""
   own = any(part in record.pathname for part in ('/nnce_jax/', '/experiments/'))
-  return record.levelno >= logging.WARNING or own
+  return record.levelno >= python_logging.WARNING or own  # absl's WARNING is -1
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  logging.get_absl_handler().addFilter(_own_info_only)
+  # ABSLHandler.handle delegates to its python_handler, bypassing its own filters.
+  logging.get_absl_handler().python_handler.addFilter(_own_info_only)
   import jax  # after flag parsing: --jax_* flags may configure the backend
 
   config = _CONFIG.value
@@ -47,7 +50,9 @@ def main(argv):
   logging.info('task %s, workdir %s, %d device(s)', config.task, workdir, jax.device_count())
 
   try:
-    if config.compare:
+    if config.task == 'normalizers':  # estimators only, nothing to train
+      print(run_benchmark(config, workdir))
+    elif config.compare:
       print(run_comparison(config, workdir))
       print(f'Table, plot and per-run summaries in {workdir}/')
     else:
