@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from experiments.likelihood import likelihood_table
 from experiments.train import train_and_evaluate
 from experiments.writers import read_metrics
 
@@ -47,6 +48,8 @@ def run_comparison(config, workdir: str) -> str:
     note += f'; steps to tolerance: first eval step after which {first["tolerance"]} holds'
   table = '\n'.join(['| ' + ' | '.join(r) + ' |' for r in [header, ['---'] * len(header)] + rows])
   table = f'{note}\n\n{table}\n'
+  if first.get('likelihood'):
+    table += '\n' + likelihood_table({name: [runs[name, s]['likelihood'] for s in seeds] for name in names})
   with open(os.path.join(workdir, 'comparison.md'), 'w') as f:
     f.write(table)
   with open(os.path.join(workdir, 'comparison.json'), 'w') as f:

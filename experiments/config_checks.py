@@ -6,7 +6,7 @@ from nnce_jax.data.toy2d import DATASETS
 from nnce_jax.objectives import OBJECTIVES
 from nnce_jax.parallel import BACKENDS
 
-TASKS = ('density_chasm', 'gaussian', 'toy2d')
+TASKS = ('density_chasm', 'gaussian', 'toy2d', 'normalizers')
 MODELS = ('gaussian', 'mlp')
 OPTIMIZERS = ('adam', 'sgd')
 ON_NONFINITE = ('stop', 'skip')
@@ -73,6 +73,15 @@ def check_config(config, num_devices: int) -> None:
 
   _check_train(config, num_devices)
   _check_data(config)
+  _check_likelihood(config)
+
+
+def _check_likelihood(config):
+  for field in ('num_samples', 'num_warmup'):
+    _number(config, f'likelihood.{field}', low=0, integer=True)
+  if config.likelihood.num_samples:
+    _number(config, 'likelihood.num_chains', low=1, high=config.data.num_test, integer=True)
+    _number(config, 'likelihood.thin', low=1, integer=True)
 
 
 def _check_train(config, num_devices):
@@ -102,6 +111,8 @@ def _check_data(config):
     _number(config, 'data.tolerance', low=0, low_open=True)
   if config.task == 'gaussian':
     _number(config, 'data.dim', low=1, integer=True)
+  if config.task == 'normalizers':
+    _check_normalizer_benchmark(config)
   if config.task == 'toy2d':
     _one_of(config, 'data.dataset', DATASETS)
     _number(config, 'data.grid_size', low=2, integer=True)
@@ -109,3 +120,20 @@ def _check_data(config):
   if 'num_train' in config.data:
     _number(config, 'data.num_train', low=1, integer=True)
   _number(config, 'data.num_test', low=1, integer=True)
+
+
+def _check_normalizer_benchmark(config):
+  from experiments.normalizers import shift_for_kl
+  _number(config, 'data.dim', low=1, integer=True)
+  _number(config, 'data.scale', low=0, low_open=True)
+  for field, low, integer in (('kl_values', 0, False), ('sample_sizes', 2, True)):
+    values = _get(config, f'data.{field}')
+    ok = isinstance(values, (tuple, list)) and len(values) > 0
+    if not ok or not all(isinstance(v, int if integer else (int, float)) and v >= low for v in values):
+      raise ConfigError(f'config.data.{field}={values!r} is invalid; it must be a non-empty tuple of '
+                        f'{"integers" if integer else "numbers"} >= {low}')
+  for kl in config.data.kl_values:
+    try:
+      shift_for_kl(kl, config.data.dim, config.data.scale)
+    except ValueError as error:
+      raise ConfigError(str(error)) from None

@@ -4,7 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.task import Task, data_keys, log_ratio, ratio_parts
+from experiments.likelihood import estimate_likelihood
+from experiments.task import Task, data_keys, exact_log_z, log_ratio, ratio_parts
 from nnce_jax import closed_form, models, noise
 
 
@@ -34,10 +35,13 @@ def build(config) -> Task:
             'log_normalizer': jnp.sum(params['params']['log_normalizer'])}
 
   def report(params, workdir):
-    if config.model.name != 'gaussian' or config.objective.num_stages != 1:
-      return {}
+    likelihood, _ = estimate_likelihood(config, lambda x: log_ratio(model, params, x), base, x_test,
+                                        exact_log_z(config, params))
+    likelihood['test_log_likelihood_data'] = float(jnp.mean(target.log_prob(x_test)))
+    if config.model.name != 'gaussian':
+      return {'likelihood': likelihood}
     _, cov = models.gaussian_ratio_moments(params)
-    return {'learned_sigma': float(np.sqrt(cov[0, 0, 0]))}
+    return {'likelihood': likelihood, 'learned_sigma': float(np.sqrt(cov[0, 0, 0]))}
 
   return Task(model, params, loss_fn, eval_fn, truth={'kl': kl, 'kl_error': 0.0},
               table_metrics=('kl', 'kl_error', 'log_ratio_mse_data'),

@@ -4,7 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.task import Task, data_keys, log_ratio, make_objective, ratio_parts
+from experiments.likelihood import estimate_likelihood
+from experiments.task import Task, data_keys, exact_log_z, log_ratio, make_objective, ratio_parts
 from nnce_jax import closed_form, models, noise
 
 
@@ -63,6 +64,12 @@ def build(config) -> Task:
 
   truth = {'kl': kl, 'kl_error': 0.0, 'param_error': 0.0, 'param_error_mle': 0.0,
            'mle_param_error': float(_param_error(mle_mean, mle_cov, true_mean, true_cov))}
+  def report(params, workdir):
+    likelihood, _ = estimate_likelihood(config, lambda x: log_ratio(model, params, x), base, x_test,
+                                        exact_log_z(config, params))
+    likelihood['test_log_likelihood_data'] = float(jnp.mean(target.log_prob(x_test)))
+    return {'likelihood': likelihood}
+
   return Task(model, params, loss_fn, eval_fn, truth,
               table_metrics=('param_error', 'param_error_mle', 'kl_error')
-              + (('grad_cosine_mle',) if d == 2 else ()))
+              + (('grad_cosine_mle',) if d == 2 else ()), report=report)

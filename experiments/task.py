@@ -66,6 +66,14 @@ def log_ratio(model: nn.Module, params, x) -> jax.Array:
   return objectives.telescoped_log_ratio(model.apply(params, x))
 
 
+def exact_log_z(config, params) -> float | None:
+  """log Z of ``exp(s) q0`` where it is closed form: for the Gaussian family the stages
+  telescope to ``G_0 exp(-sum_k c_k)``, so ``log Z = -sum_k c_k``."""
+  if config.model.name != 'gaussian':
+    return None
+  return -float(jnp.sum(params['params']['log_normalizer']))
+
+
 def data_keys(config):
   """Keys for the fixed training and test sets, independent of the training keys."""
   root = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)

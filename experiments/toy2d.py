@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.likelihood import estimate_likelihood
 from experiments.task import Task, data_keys, log_ratio, ratio_parts
 from nnce_jax import noise
 from nnce_jax.data import toy2d
@@ -29,9 +30,12 @@ def build(config) -> Task:
   def log_density_grid(params):
     return log_ratio(model, params, grid) + base.log_prob(grid)  # log exp(s) q0, unnormalised
 
+  def quadrature_log_z(params):
+    return jax.nn.logsumexp(log_density_grid(params)) + log_cell
+
   @jax.jit
   def eval_fn(params):
-    log_z = jax.nn.logsumexp(log_density_grid(params)) + log_cell
+    log_z = quadrature_log_z(params)
     log_p = log_ratio(model, params, x_test) + base.log_prob(x_test) - log_z
     return {'test_nll': -jnp.mean(log_p), 'log_z': log_z}
 
@@ -39,20 +43,28 @@ def build(config) -> Task:
     import matplotlib
     matplotlib.use('Agg')
     from matplotlib import pyplot as plt
+    likelihood, samples = estimate_likelihood(config, lambda x: log_ratio(model, params, x), base,
+                                              x_test, float(jax.jit(quadrature_log_z)(params)))
     density = np.exp(np.asarray(jax.jit(log_density_grid)(params))).reshape(size, size)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 4))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(12, 4))
     left.hist2d(*np.asarray(x_test).T, bins=size // 2, range=[[-limit, limit]] * 2, cmap='viridis')
     left.set_title(f'{name}: data')
-    right.imshow(density, origin='lower', extent=[-limit, limit, -limit, limit], cmap='viridis')
-    right.set_title(f'learned density ({config.objective.name})')
-    for ax in (left, right):
+    for ax in (middle, right):
+      ax.imshow(density, origin='lower', extent=[-limit, limit, -limit, limit], cmap='viridis')
+    middle.set_title(f'learned density ({config.objective.name})')
+    shown = samples[:2000]
+    right.scatter(*shown.T, s=1, c='w', alpha=0.5)
+    right.set_xlim(-limit, limit)
+    right.set_ylim(-limit, limit)
+    right.set_title(f'{len(shown)} MALA samples from it')
+    for ax in (left, middle, right):
       ax.set_aspect('equal')
       ax.set_xticks([])
       ax.set_yticks([])
     path = os.path.join(workdir, 'density.png')
     fig.savefig(path, dpi=100, bbox_inches='tight')
     plt.close(fig)
-    return {'density_plot': path}
+    return {'density_plot': path, 'likelihood': likelihood}
 
   noise_nll = float(-jnp.mean(base.log_prob(x_test)))
   return Task(model, params, loss_fn, eval_fn, truth={'noise_nll': noise_nll, 'log_z': 0.0},

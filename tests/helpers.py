@@ -3,15 +3,17 @@
 import jax
 import numpy as np
 
-from experiments.configs import density_chasm, gaussian, toy2d
+from experiments.configs import density_chasm, gaussian, normalizers, toy2d
 
-CONFIGS = {'density_chasm': density_chasm, 'gaussian': gaussian, 'toy2d': toy2d}
+CONFIGS = {'density_chasm': density_chasm, 'gaussian': gaussian, 'toy2d': toy2d,
+           'normalizers': normalizers}
 
 
 def small_config(task='density_chasm', num_steps=100, **train):
   config = CONFIGS[task].get_config()
   config.compare, config.num_seeds = '', 1
   config.data.num_test = 1000
+  config.likelihood.update(num_samples=2000, num_chains=50, num_warmup=200, thin=2)
   config.train.update({**dict(num_steps=num_steps, batch_size=64, steps_per_dispatch=10, sync_every=10,
                               log_every=50, eval_every=50, checkpoint_every=50), **train})
   return config

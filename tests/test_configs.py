@@ -39,6 +39,27 @@ def test_each_config_runs_a_few_steps(tmp_path, task, overrides):
     assert -1 <= summary['final']['grad_cosine_mle'] <= 1
   if task == 'toy2d':
     assert os.path.exists(tmp_path / 'density.png')
+  likelihood = summary['likelihood']
+  assert 0.2 < likelihood['sampler']['acceptance_rate'] < 0.9
+  assert all(np.isfinite(e['log_z']) for e in likelihood['estimators'].values())
+
+
+def test_normalizer_benchmark_writes_its_table_and_plot(tmp_path):
+  from experiments.configs import normalizers as normalizers_config
+  from experiments.normalizers import run_benchmark
+  config = normalizers_config.get_config()
+  config.num_seeds = 3
+  config.data.update(dim=3, kl_values=(1.0, 5.0), sample_sizes=(100, 1000))
+  check_config(config, num_devices=4)
+  table = run_benchmark(config, str(tmp_path))
+  assert table.count('\n| ') == 2 + 4  # header, rule, 2 KLs x 2 sizes
+  for name in ('normalizers.md', 'normalizers.json', 'normalizers.png'):
+    assert os.path.exists(tmp_path / name)
+  import json
+  results = json.load(open(tmp_path / 'normalizers.json'))['results']
+  assert all(r['pooled_spread'] < 1e-4 for r in results)  # the equivalence, on every seed
+  small, large = (r['abs_error']['optimal_bridge'][0] for r in results if r['kl'] == 1.0)
+  assert large < small  # more samples, smaller error
 
 
 @pytest.mark.parametrize('name', toy2d.DATASETS)
@@ -65,6 +86,8 @@ BAD = [
     ('optimizer.learning_rate', float('nan'), 'config.optimizer.learning_rate=nan'),
     ('model.name', 'resnet', 'config.model.name=.*allowed values: gaussian, mlp'),
     ('data.sigma', 0.0, 'config.data.sigma=0.0'),
+    ('likelihood.num_chains', 5000,
+     r'config.likelihood.num_chains=5000 is invalid; it must be an integer in \[1, 1000\]'),
 ]
 
 
@@ -74,6 +97,13 @@ def test_bad_config_names_the_field_and_allowed_values(field, value, message):
   section, name = field.split('.')
   config[section][name] = value
   with pytest.raises(ConfigError, match=message):
+    check_config(config, num_devices=4)
+
+
+def test_normalizer_benchmark_rejects_unreachable_kl():
+  config = small_config('normalizers')
+  config.data.kl_values = (0.01, 5.0)
+  with pytest.raises(ConfigError, match='config.data.kl_values holds 0.01, below'):
     check_config(config, num_devices=4)
 
 
@@ -102,3 +132,8 @@ def test_density_chasm_reaches_the_closed_form_kl(tmp_path):
   assert abs(summary['final']['kl'] - summary['truth']['kl']) < 0.15, summary['final']
   assert summary['truth']['kl'] == pytest.approx(6.4078, abs=1e-3)
   assert summary['steps_to_tolerance'] is not None
+  # log Z of the learned Gaussian is -c in closed form; the pooled estimate from MALA samples
+  # and q0 samples must find it.
+  likelihood = summary['likelihood']
+  bridge = likelihood['estimators']['optimal_bridge']
+  assert abs(bridge['log_z'] - likelihood['truth_log_z']) < 3 * bridge['std_error'] + 0.02, likelihood

@@ -41,6 +41,12 @@ def base_config() -> ml_collections.ConfigDict:
   config.train.ema_decay = 0.99         # in [0, 1); evaluation uses the EMA params
   config.train.on_nonfinite = 'stop'    # stop | skip
 
+  config.likelihood = ml_collections.ConfigDict()  # log Z by every estimator after training
+  config.likelihood.num_samples = 10000  # per side: model samples (MALA) and q0 samples; 0 disables
+  config.likelihood.num_chains = 100     # MALA chains, started at held-out data
+  config.likelihood.num_warmup = 500     # step-size adaptation steps, discarded
+  config.likelihood.thin = 5             # keep every thin-th step
+
   config.parallel = ml_collections.ConfigDict()
   config.parallel.backend = 'shard_map'  # shard_map | pmap
   config.parallel.num_devices = 0        # 0: all local devices
