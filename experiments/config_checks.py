@@ -5,6 +5,7 @@ import math
 from nnce_jax.data.toy2d import DATASETS
 from nnce_jax.objectives import OBJECTIVES
 from nnce_jax.parallel import BACKENDS
+from nnce_jax.schedules import SCHEDULES
 
 TASKS = ('density_chasm', 'gaussian', 'toy2d', 'normalizers')
 MODELS = ('gaussian', 'mlp')
@@ -56,6 +57,8 @@ def check_config(config, num_devices: int) -> None:
 
   _one_of(config, 'objective.name', OBJECTIVES)
   _number(config, 'objective.magnitude', low=0, low_open=True)
+  _one_of(config, 'objective.magnitude_schedule', SCHEDULES)
+  _number(config, 'objective.final_magnitude', low=0, low_open=True)
   _number(config, 'objective.noise_ratio', low=1, integer=True)
   _number(config, 'objective.num_candidates', low=2, integer=True)
   _number(config, 'objective.num_stages', low=1, integer=True)

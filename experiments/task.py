@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 from flax import linen as nn
 
-from nnce_jax import estimation, models, objectives
+from nnce_jax import estimation, models, objectives, schedules
 
 
 @dataclasses.dataclass
@@ -41,7 +41,9 @@ def make_model(config, base) -> nn.Module:
 
 def make_objective(config) -> objectives.Objective:
   o = config.objective
-  return objectives.make_objective(o.name, magnitude=o.magnitude, noise_ratio=o.noise_ratio,
+  magnitude = schedules.magnitude_schedule(o.magnitude_schedule, o.magnitude, o.final_magnitude,
+                                           config.train.num_steps)
+  return objectives.make_objective(o.name, magnitude=magnitude, noise_ratio=o.noise_ratio,
                                    num_candidates=o.num_candidates, l2_penalty=o.l2_penalty)
 
 

@@ -19,7 +19,7 @@ LogRatioFn = Callable[[object, jax.Array], jax.Array]  # (params, x [b, d]) -> [
 
 def make_ratio_loss(log_ratio_fn: LogRatioFn, sample_data: Callable[[jax.Array], jax.Array],
                     noise, objective: Objective, num_stages: int = 1):
-  """Returns ``loss_fn(params, rng, example_ids) -> (loss, metrics)`` for one shard.
+  """Returns ``loss_fn(params, rng, example_ids, step) -> (loss, metrics)`` for one shard.
 
   For each global example id ``i`` in ``example_ids [b]``: ``x_i = sample_data(key_i)``
   (``[d]``) and ``nu = objective.noise_per_data`` noise points ``y ~ q0``. With ``K``
@@ -34,7 +34,7 @@ def make_ratio_loss(log_ratio_fn: LogRatioFn, sample_data: Callable[[jax.Array],
   nu = objective.noise_per_data
   mixing = noise_lib.linear_mixing_schedule(num_stages)
 
-  def loss_fn(params, rng, example_ids):
+  def loss_fn(params, rng, example_ids, step=0):
     keys = jax.vmap(jax.random.fold_in, (None, 0))(rng, example_ids)
     data_keys, noise_keys = jnp.unstack(jax.vmap(jax.random.split)(keys), axis=1)
     x_data = jax.vmap(sample_data)(data_keys)                           # [b, d]
@@ -50,7 +50,7 @@ def make_ratio_loss(log_ratio_fn: LogRatioFn, sample_data: Callable[[jax.Array],
     s_data = jnp.stack([log_ratios[k][:b, k] for k in range(num_stages)])
     s_noise = jnp.stack([log_ratios[k + 1][:, k] for k in range(num_stages)])
     chex.assert_shape([s_data, s_noise], [(num_stages, b), (num_stages, b * nu)])
-    loss, diagnostics = objective.loss(s_data, s_noise)
+    loss, diagnostics = objective.loss(s_data, s_noise, step)
     return loss, {'loss': loss, **diagnostics}
 
   return loss_fn

@@ -155,37 +155,41 @@ def telescoped_log_ratio(stage_log_ratios: jax.Array) -> jax.Array:
 class Objective(NamedTuple):
   """A telescoped objective ready for training.
 
-  ``loss(stage_log_ratio_data [K, n], stage_log_ratio_noise [K, n * noise_per_data])``
-  returns ``(loss, diagnostics)``.
+  ``loss(stage_log_ratio_data [K, n], stage_log_ratio_noise [K, n * noise_per_data], step=0)``
+  returns ``(loss, diagnostics)``; ``step`` feeds a magnitude schedule.
   """
-  loss: BinaryLoss
+  loss: Callable[..., tuple[jax.Array, Diagnostics]]
   noise_per_data: int
 
 
-def make_objective(name: str, *, magnitude: float = 1.0, noise_ratio: int = 1,
+def make_objective(name: str, *, magnitude: float | Callable = 1.0, noise_ratio: int = 1,
                    num_candidates: int = 2, l2_penalty: float = 0.0) -> Objective:
   """Builds the objective ``name`` (one of :data:`OBJECTIVES`).
 
   ``noise_ratio`` real noise samples are drawn per data sample (``nce`` also uses it as its
-  ``nu``); ``ranking_nce`` draws ``num_candidates - 1``. ``magnitude`` is N^2CE's ``M``.
-  ``l2_penalty`` adds :func:`log_ratio_l2_penalty` with that weight to every stage.
+  ``nu``); ``ranking_nce`` draws ``num_candidates - 1``. ``magnitude`` is N^2CE's ``M``, or
+  a schedule ``step -> M`` (:mod:`nnce_jax.schedules`). ``l2_penalty`` adds
+  :func:`log_ratio_l2_penalty` with that weight to every stage.
   """
+  magnitude_at = magnitude if callable(magnitude) else (lambda step: magnitude)
   if name == 'nce':
-    base, noise_per_data = (lambda d, n: nce_loss(d, n, noise_ratio)), noise_ratio
+    base, noise_per_data = (lambda d, n, step: nce_loss(d, n, noise_ratio)), noise_ratio
   elif name == 'noisier_nce':
-    base, noise_per_data = (lambda d, n: noisier_nce_loss(d, n, magnitude)), noise_ratio
+    base, noise_per_data = (lambda d, n, step: noisier_nce_loss(d, n, magnitude_at(step))), noise_ratio
   elif name == 'nwj':
-    base, noise_per_data = nwj_loss, noise_ratio
+    base, noise_per_data = (lambda d, n, step: nwj_loss(d, n)), noise_ratio
   elif name == 'ranking_nce':
-    base, noise_per_data = ranking_nce_loss, num_candidates - 1
+    base, noise_per_data = (lambda d, n, step: ranking_nce_loss(d, n)), num_candidates - 1
   else:
     raise ValueError(f'objective.name={name!r} is not one of {", ".join(OBJECTIVES)}')
 
-  def stage_loss(log_ratio_data, log_ratio_noise):
-    loss, diagnostics = base(log_ratio_data, log_ratio_noise)
-    if l2_penalty:
-      penalty = log_ratio_l2_penalty(log_ratio_data, log_ratio_noise, l2_penalty)
-      loss, diagnostics = loss + penalty, {**diagnostics, 'l2_penalty': penalty}
-    return loss, diagnostics
+  def loss(stage_log_ratio_data, stage_log_ratio_noise, step=0):
+    def stage_loss(log_ratio_data, log_ratio_noise):
+      value, diagnostics = base(log_ratio_data, log_ratio_noise, step)
+      if l2_penalty:
+        penalty = log_ratio_l2_penalty(log_ratio_data, log_ratio_noise, l2_penalty)
+        value, diagnostics = value + penalty, {**diagnostics, 'l2_penalty': penalty}
+      return value, diagnostics
+    return telescoping(stage_loss)(stage_log_ratio_data, stage_log_ratio_noise)
 
-  return Objective(telescoping(stage_loss), noise_per_data)
+  return Objective(loss, noise_per_data)

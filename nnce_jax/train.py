@@ -23,7 +23,7 @@ from flax import struct
 from nnce_jax import checkpoint
 from nnce_jax.parallel import AXIS, DataParallel
 
-LossFn = Callable[[Any, jax.Array, Any], tuple[jax.Array, dict]]  # (params, rng, batch)
+LossFn = Callable[[Any, jax.Array, Any, jax.Array], tuple[jax.Array, dict]]  # (params, rng, batch, step)
 
 
 class Preempted(Exception):
@@ -48,7 +48,7 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
                     ema_decay: float = 0.0, skip_nonfinite: bool = False):
   """Returns the per-device ``train_step(state, batch) -> (state, metrics)``.
 
-  ``loss_fn(params, fold_in(state.rng, state.step), batch)`` is evaluated on this device's
+  ``loss_fn(params, fold_in(state.rng, state.step), batch, state.step)`` is evaluated on this device's
   shard; gradients and metrics are averaged over the ``'data'`` axis, so equal shards give
   the gradient of the global mean loss. ``ema_params <- d * ema_params + (1 - d) * params``
   with ``d = min(ema_decay, (1 + step) / (10 + step))`` (warm-up as in TF's EMA). With
@@ -61,7 +61,7 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
     # Differentiate per-device copies: under shard_map the gradient of *replicated* params is
     # already summed over devices, and the pmean below would then give the sum, not the mean.
     local_params = jax.lax.pcast(state.params, AXIS, to='varying')
-    grads, metrics = jax.grad(loss_fn, has_aux=True)(local_params, rng, batch)
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(local_params, rng, batch, state.step)
     grads, metrics = jax.lax.pmean((grads, metrics), AXIS)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)

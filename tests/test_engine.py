@@ -90,7 +90,7 @@ def test_sigterm_saves_a_restorable_checkpoint(tmp_path):
 def _diverging_run(on_nonfinite):
   """SGD on log(w) from w = 1 with lr 2: w = -1 after one step, so step 2's loss is NaN."""
   tx = optax.sgd(2.0)
-  loss_fn = lambda params, rng, batch: (jnp.log(params['w']), {'loss': jnp.log(params['w'])})  # noqa: E731
+  loss_fn = lambda params, rng, batch, step: (jnp.log(params['w']), {'loss': jnp.log(params['w'])})  # noqa: E731
   state = engine.create_train_state({'w': jnp.float32(1.0)}, tx, jax.random.PRNGKey(0))
   step = engine.make_train_step(loss_fn, tx, skip_nonfinite=on_nonfinite == 'skip')
   config = ConfigDict(dict(num_steps=4, steps_per_dispatch=1, sync_every=1, log_every=4, eval_every=0,

@@ -18,7 +18,9 @@ def base_config() -> ml_collections.ConfigDict:
 
   config.objective = ml_collections.ConfigDict()
   config.objective.name = 'noisier_nce'  # nce | noisier_nce | nwj | ranking_nce
-  config.objective.magnitude = 100.0     # N^2CE's M > 0 (noisier_nce only)
+  config.objective.magnitude = 100.0     # N^2CE's M > 0 (noisier_nce only); the initial M of a decay
+  config.objective.magnitude_schedule = 'constant'  # constant | linear | cosine | exponential (in log M)
+  config.objective.final_magnitude = 1.0  # > 0: M at train.num_steps for the decays
   config.objective.noise_ratio = 1       # real noise samples per data sample >= 1 (nce's nu)
   config.objective.num_candidates = 16   # ranking_nce's N >= 2 (one data + N-1 noise)
   config.objective.num_stages = 1        # telescoping waymark stages K >= 1
