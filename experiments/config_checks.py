@@ -7,7 +7,7 @@ from nnce_jax.objectives import OBJECTIVES
 from nnce_jax.parallel import BACKENDS
 from nnce_jax.schedules import SCHEDULES
 
-TASKS = ('density_chasm', 'gaussian', 'toy2d', 'normalizers')
+TASKS = ('density_chasm', 'gaussian', 'toy2d', 'mutual_information', 'normalizers')
 MODELS = ('gaussian', 'mlp')
 OPTIMIZERS = ('adam', 'sgd')
 ON_NONFINITE = ('stop', 'skip')
@@ -18,13 +18,13 @@ class ConfigError(ValueError):
 
 
 def _one_of(config, field, allowed):
-  value = _get(config, field)
+  value = get_field(config, field)
   if value not in allowed:
     raise ConfigError(f'config.{field}={value!r} is invalid; allowed values: {", ".join(allowed)}')
 
 
 def _number(config, field, *, low=None, high=None, integer=False, low_open=False, high_open=False):
-  value = _get(config, field)
+  value = get_field(config, field)
   kind = 'an integer' if integer else 'a number'
   ok = isinstance(value, int) if integer else isinstance(value, (int, float))
   ok = ok and not isinstance(value, bool) and (integer or math.isfinite(value))
@@ -39,7 +39,7 @@ def _number(config, field, *, low=None, high=None, integer=False, low_open=False
     raise ConfigError(f'config.{field}={value!r} is invalid; it must be {kind}{span}')
 
 
-def _get(config, field):
+def get_field(config, field):
   value = config
   for part in field.split('.'):
     value = value[part]
@@ -99,8 +99,8 @@ def _check_train(config, num_devices):
   spd = config.train.steps_per_dispatch
   for field in ('num_steps', 'log_every', 'eval_every', 'checkpoint_every'):
     _number(config, f'train.{field}', low=1 if field == 'num_steps' else 0, integer=True)
-    if _get(config, f'train.{field}') % spd:
-      raise ConfigError(f'config.train.{field}={_get(config, "train." + field)} is invalid; it '
+    if get_field(config, f'train.{field}') % spd:
+      raise ConfigError(f'config.train.{field}={get_field(config, "train." + field)} is invalid; it '
                         f'must be a multiple of train.steps_per_dispatch={spd}')
   _number(config, 'train.sync_every', low=1, integer=True)
   _number(config, 'train.max_checkpoints', low=1, integer=True)
@@ -116,6 +116,12 @@ def _check_data(config):
     _number(config, 'data.dim', low=1, integer=True)
   if config.task == 'normalizers':
     _check_normalizer_benchmark(config)
+  if config.task == 'mutual_information':
+    _number(config, 'data.dim', low=2, integer=True)
+    if config.data.dim % 2:
+      raise ConfigError(f'config.data.dim={config.data.dim} is invalid; it must be even (2 x 2 blocks)')
+    _number(config, 'data.mutual_information', low=0, low_open=True)
+    _number(config, 'data.tolerance', low=0, low_open=True)
   if config.task == 'toy2d':
     _one_of(config, 'data.dataset', DATASETS)
     _number(config, 'data.grid_size', low=2, integer=True)
@@ -130,7 +136,7 @@ def _check_normalizer_benchmark(config):
   _number(config, 'data.dim', low=1, integer=True)
   _number(config, 'data.scale', low=0, low_open=True)
   for field, low, integer in (('kl_values', 0, False), ('sample_sizes', 2, True)):
-    values = _get(config, f'data.{field}')
+    values = get_field(config, f'data.{field}')
     ok = isinstance(values, (tuple, list)) and len(values) > 0
     if not ok or not all(isinstance(v, int if integer else (int, float)) and v >= low for v in values):
       raise ConfigError(f'config.data.{field}={values!r} is invalid; it must be a non-empty tuple of '

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.likelihood import estimate_likelihood
-from experiments.task import Task, data_keys, exact_log_z, log_ratio, ratio_parts
+from experiments.task import Task, exact_log_z, fixed_samples, kl_metrics, log_ratio, ratio_parts
 from nnce_jax import closed_form, models, noise
 
 
@@ -13,13 +13,7 @@ def build(config) -> Task:
   sigma = config.data.sigma
   base = noise.isotropic_gaussian(1)
   target = noise.isotropic_gaussian(1, scale=sigma)
-  train_key, test_key, noise_key = data_keys(config)
-  x_train = target.sample(train_key, (config.data.num_train,))
-  x_test = target.sample(test_key, (config.data.num_test,))
-  y_test = base.sample(noise_key, (config.data.num_test,))
-
-  def sample_data(key):
-    return x_train[jax.random.randint(key, (), 0, config.data.num_train)]
+  _, x_test, y_test, sample_data = fixed_samples(config, target, base)
 
   model, params, loss_fn = ratio_parts(config, base, sample_data, dim=1)
   kl = closed_form.gaussian_kl(0.0, sigma**2, 0.0, 1.0)
@@ -27,11 +21,7 @@ def build(config) -> Task:
 
   @jax.jit
   def eval_fn(params):
-    s_data, s_noise = log_ratio(model, params, x_test), log_ratio(model, params, y_test)
-    kl_estimate = jnp.mean(s_data)
-    return {'kl': kl_estimate, 'kl_error': jnp.abs(kl_estimate - kl),
-            'log_ratio_mse_data': jnp.mean(jnp.square(s_data - true_log_ratio(x_test))),
-            'log_ratio_mse_noise': jnp.mean(jnp.square(s_noise - true_log_ratio(y_test))),
+    return {**kl_metrics(config, model, params, x_test, y_test, true_log_ratio, kl),
             'log_normalizer': jnp.sum(params['params']['log_normalizer'])}
 
   def report(params, workdir):

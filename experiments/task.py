@@ -68,12 +68,40 @@ def log_ratio(model: nn.Module, params, x) -> jax.Array:
   return objectives.telescoped_log_ratio(model.apply(params, x))
 
 
+def kl_metrics(config, model, params, x_test, y_test, true_log_ratio, kl: float) -> dict:
+  """KL(q* || q0) estimated as ``E_q*[s]`` on held-out data, its error, and the held-out
+  log-ratio MSE. Ranking NCE leaves ``s`` up to a constant (log Z is not identified), so
+  for it ``s`` is first normalised by IS over held-out noise: ``s - log mean_q0 exp(s)``."""
+  s_data, s_noise = log_ratio(model, params, x_test), log_ratio(model, params, y_test)
+  if config.objective.name == 'ranking_nce':
+    shift = jax.nn.logsumexp(s_noise) - jnp.log(s_noise.shape[0])
+    s_data, s_noise = s_data - shift, s_noise - shift
+  estimate = jnp.mean(s_data)
+  return {'kl': estimate, 'kl_error': jnp.abs(estimate - kl),
+          'log_ratio_mse_data': jnp.mean(jnp.square(s_data - true_log_ratio(x_test))),
+          'log_ratio_mse_noise': jnp.mean(jnp.square(s_noise - true_log_ratio(y_test)))}
+
+
 def exact_log_z(config, params) -> float | None:
   """log Z of ``exp(s) q0`` where it is closed form: for the Gaussian family the stages
   telescope to ``G_0 exp(-sum_k c_k)``, so ``log Z = -sum_k c_k``."""
   if config.model.name != 'gaussian':
     return None
   return -float(jnp.sum(params['params']['log_normalizer']))
+
+
+def fixed_samples(config, target, base):
+  """Training set, held-out data and held-out noise of a task with a sampleable target, and
+  ``sample_data(key) -> [d]``, one training point chosen uniformly."""
+  train_key, test_key, noise_key = data_keys(config)
+  x_train = target.sample(train_key, (config.data.num_train,))
+  x_test = target.sample(test_key, (config.data.num_test,))
+  y_test = base.sample(noise_key, (config.data.num_test,))
+
+  def sample_data(key):
+    return x_train[jax.random.randint(key, (), 0, config.data.num_train)]
+
+  return x_train, x_test, y_test, sample_data
 
 
 def data_keys(config):

@@ -8,7 +8,7 @@ import time
 import jax
 import numpy as np
 
-from experiments import density_chasm, gaussian, toy2d
+from experiments import density_chasm, gaussian, mutual_information, toy2d
 from experiments.config_checks import check_config
 from experiments.task import Task, make_optimizer
 from experiments.writers import MetricWriter, read_metrics
@@ -16,7 +16,8 @@ from nnce_jax import checkpoint
 from nnce_jax import train as engine
 from nnce_jax.parallel import DataParallel
 
-TASKS = {'density_chasm': density_chasm.build, 'gaussian': gaussian.build, 'toy2d': toy2d.build}
+TASKS = {'density_chasm': density_chasm.build, 'gaussian': gaussian.build, 'toy2d': toy2d.build,
+         'mutual_information': mutual_information.build}
 
 
 def steps_to_tolerance(history: list[dict], metric: str, tolerance: float) -> int | None:

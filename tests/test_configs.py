@@ -24,6 +24,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ('gaussian', {'data.dim': 2}),
     ('gaussian', {'data.dim': 5, 'objective.name': 'nce'}),
     ('toy2d', {'model.hidden': (16, 16)}),
+    ('mutual_information', {'objective.num_stages': 2, 'data.num_train': 1000}),
+    ('density_chasm', {'objective.magnitude_schedule': 'cosine', 'objective.magnitude': 1e4}),
 ])
 def test_each_config_runs_a_few_steps(tmp_path, task, overrides):
   config = small_config(task, num_steps=20, eval_every=20, log_every=20, checkpoint_every=20)

@@ -1,0 +1,197 @@
+"""The sweep: grid cells x seeds as subprocess runs, progress, and the aggregate table."""
+
+import csv
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from experiments.config_checks import ConfigError, check_config, get_field
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_grid(config, grid: list[str]) -> list[tuple[str, list]]:
+  """``['objective.magnitude=1,10']`` -> ``[('objective.magnitude', [1.0, 10.0])]``, each value
+  converted to the type the config holds; unknown fields fail naming the field."""
+  axes = []
+  for item in grid:
+    field, sep, values = item.partition('=')
+    if not sep or not values:
+      raise ConfigError(f'--grid={item!r} is invalid; expected FIELD=V1,V2,...')
+    try:
+      current = get_field(config, field)
+    except (KeyError, AttributeError):
+      raise ConfigError(f'--grid names config.{field}, which the config does not have') from None
+    kind = type(current)
+    convert = (lambda v: v.lower() in ('1', 'true')) if kind is bool else kind  # noqa: E731
+    try:
+      axes.append((field, [convert(v) for v in values.split(',')]))
+    except ValueError:
+      raise ConfigError(f'--grid={item!r}: config.{field} holds {kind.__name__} values') from None
+  return axes
+
+
+def cell_name(assignment: dict) -> str:
+  return ','.join(f'{k.split(".")[-1]}={v:g}' if isinstance(v, float) else f'{k.split(".")[-1]}={v}'
+                  for k, v in assignment.items()) or 'base'
+
+
+def cell_config(config, assignment: dict, seed: int):
+  c = config.copy_and_resolve_references()
+  for field, value in assignment.items():
+    *path, name = field.split('.')
+    section = get_field(c, '.'.join(path)) if path else c
+    section[name] = value
+  c.seed, c.compare = seed, ''
+  return c
+
+
+def run_sweep(config, config_file, grid, *, seeds, workdir, jobs=1, overrides=(), log=print):
+  """Runs every cell x seed not yet finished; returns the aggregate table (markdown)."""
+  import jax
+  axes = parse_grid(config, grid)
+  cells = [dict(zip([f for f, _ in axes], values)) for values in itertools.product(*[v for _, v in axes])]
+  runs = []
+  for assignment in cells:
+    for seed in range(config.seed, config.seed + seeds):
+      check_config(cell_config(config, assignment, seed), jax.local_device_count())  # all, before any run
+      runs.append((assignment, seed, os.path.join(workdir, cell_name(assignment), f'seed_{seed}')))
+  os.makedirs(workdir, exist_ok=True)
+  pending = [r for r in runs if not os.path.exists(os.path.join(r[2], 'summary.json'))]
+  log(f'sweep: {len(cells)} cells x {seeds} seeds = {len(runs)} runs, {len(runs) - len(pending)} done')
+  _execute(pending, config_file, overrides, jobs, len(runs) - len(pending), len(runs), log)
+  return aggregate(runs, axes, workdir)
+
+
+def _command(config_file, overrides, assignment, seed, run_dir):
+  return ([sys.executable, '-m', 'experiments.main', f'--config={config_file}', *overrides]
+          + [f'--config.{k}={v}' for k, v in assignment.items()]
+          + [f'--config.seed={seed}', '--config.compare=', f'--workdir={run_dir}'])
+
+
+def _execute(pending, config_file, overrides, jobs, done, total, log):
+  started, active, queue = time.perf_counter(), [], list(pending)
+  finished_here = 0
+  while queue or active:
+    while queue and len(active) < jobs:
+      assignment, seed, run_dir = queue.pop(0)
+      os.makedirs(run_dir, exist_ok=True)
+      out = open(os.path.join(run_dir, 'log.txt'), 'w')
+      process = subprocess.Popen(_command(config_file, overrides, assignment, seed, run_dir),
+                                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+      active.append((process, out, run_dir))
+    time.sleep(0.2)
+    for entry in [a for a in active if a[0].poll() is not None]:
+      process, out, run_dir = entry
+      out.close()
+      active.remove(entry)
+      if process.returncode != 0:
+        raise RuntimeError(f'run {run_dir} failed with exit code {process.returncode}; '
+                           f'see {run_dir}/log.txt')
+      finished_here += 1
+      elapsed = time.perf_counter() - started
+      eta = (len(queue) + len(active)) * elapsed / finished_here  # runs left x observed rate
+      log(f'sweep: {done + finished_here}/{total} runs done, {elapsed:.0f} s elapsed, '
+          f'ETA {eta:.0f} s ({run_dir})')
+
+
+def _mean_std(values) -> str:
+  values = [v for v in values if v is not None]
+  if not values:
+    return 'never'
+  return f'{np.mean(values):.4g} ± {np.std(values):.2g}' if len(values) > 1 else f'{values[0]:.4g}'
+
+
+def aggregate(runs, axes, workdir) -> str:
+  """Writes ``sweep.csv``, ``sweep.md`` and the plots; returns the markdown table."""
+  summaries = []
+  for assignment, seed, run_dir in runs:
+    with open(os.path.join(run_dir, 'summary.json')) as f:
+      summaries.append((assignment, seed, run_dir, json.load(f)))
+  metrics = summaries[0][3]['table_metrics']
+  has_steps = 'steps_to_tolerance' in summaries[0][3]
+  fields = [f for f, _ in axes]
+  with open(os.path.join(workdir, 'sweep.csv'), 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(fields + ['seed'] + metrics + (['steps_to_tolerance'] if has_steps else [])
+                    + ['wall_time_s'])
+    for assignment, seed, _, s in summaries:
+      writer.writerow([assignment[k] for k in fields] + [seed] + [s['final'][m] for m in metrics]
+                      + ([s['steps_to_tolerance']] if has_steps else []) + [f'{s["wall_time_s"]:.2f}'])
+
+  header = ([f.split('.')[-1] for f in fields] + metrics + (['steps to tolerance'] if has_steps else [])
+            + ['wall s'])
+  truth = summaries[0][3]['truth']
+  rows = [['truth'] + [''] * (len(fields) - 1) + [f'{truth[m]:.4g}' if m in truth else '' for m in metrics]
+          + ([''] if has_steps else []) + ['']] if fields else []
+  cells = {}
+  for entry in summaries:
+    cells.setdefault(tuple(entry[0].items()), []).append(entry[3])
+  for key, group in cells.items():
+    rows.append([str(v) for _, v in key] + [_mean_std([s['final'][m] for s in group]) for m in metrics]
+                + ([_mean_std([s['steps_to_tolerance'] for s in group])] if has_steps else [])
+                + [f'{np.mean([s["wall_time_s"] for s in group]):.1f}'])
+  seeds = len(next(iter(cells.values())))
+  table = '\n'.join('| ' + ' | '.join(r) + ' |' for r in [header, ['---'] * len(header)] + rows)
+  table = (f'{summaries[0][3]["task"]}: {len(cells)} cells x {seeds} seeds, mean ± std over seeds\n\n'
+           + table + '\n')
+  with open(os.path.join(workdir, 'sweep.md'), 'w') as f:
+    f.write(table)
+  _plot_curves(cells, summaries, metrics[0], workdir)
+  if 'objective.magnitude' in fields:
+    _plot_against_magnitude(cells, fields, metrics, workdir)
+  return table
+
+
+def _plot_curves(cells, summaries, metric, workdir):
+  import matplotlib
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt
+
+  from experiments.writers import read_metrics
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for key in cells:
+    curves, steps = [], None
+    for assignment, _, run_dir, _ in summaries:
+      if tuple(assignment.items()) == key:
+        records = [r for r in read_metrics(run_dir) if f'eval_{metric}' in r]
+        curves.append([r[f'eval_{metric}'] for r in records])
+        steps = [r['step'] for r in records]
+    length = min(len(c) for c in curves)
+    mean = np.mean([c[:length] for c in curves], 0)
+    ax.plot(steps[:length], mean, label=', '.join(f'{k.split(".")[-1]}={v}' for k, v in key))
+  ax.set_xlabel('step')
+  ax.set_ylabel(metric)
+  if len(cells) <= 12:
+    ax.legend(fontsize=7)
+  fig.savefig(os.path.join(workdir, 'sweep_curves.png'), dpi=100, bbox_inches='tight')
+  plt.close(fig)
+
+
+def _plot_against_magnitude(cells, fields, metrics, workdir):
+  import matplotlib
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt
+  fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
+  others = {}
+  for key, group in cells.items():
+    assignment = dict(key)
+    label = ', '.join(f'{k.split(".")[-1]}={v}' for k, v in key if k != 'objective.magnitude') or 'M'
+    others.setdefault(label, []).append((assignment['objective.magnitude'], group))
+  for ax, metric in zip(axes[0], metrics):
+    for label, points in others.items():
+      points.sort(key=lambda p: p[0])
+      values = [[s['final'][metric] for s in g] for _, g in points]
+      ax.errorbar([m for m, _ in points], [np.mean(v) for v in values], yerr=[np.std(v) for v in values],
+                  marker='o', capsize=3, label=label)
+    ax.set_xscale('log')
+    ax.set_xlabel('M')
+    ax.set_ylabel(metric)
+  axes[0][-1].legend(fontsize=7)
+  fig.savefig(os.path.join(workdir, 'sweep_vs_magnitude.png'), dpi=100, bbox_inches='tight')
+  plt.close(fig)
