@@ -10,6 +10,7 @@ grids to check the pipeline end to end in minutes; its numbers mean nothing.
 import dataclasses
 import importlib
 import os
+import shutil
 import time
 
 from absl import app, flags
@@ -137,9 +138,9 @@ def main(argv):
     sections.setdefault(sweep.benchmark, []).append(
         f'**{sweep.name}** ({time.perf_counter() - t:.0f} s wall; finished runs are reused)\n\n'
         f'`{command}`\n\n{table}\n'
-        + ''.join(f'![{sweep.name}]({_relative(os.path.join(sweep_dir, png), output)})\n'
+        + ''.join(f'![{sweep.name}]({_publish(path, output, f"{sweep.name}_{png}")})\n'
                   for png in ('sweep_curves.png', 'sweep_vs_magnitude.png')
-                  if os.path.exists(os.path.join(sweep_dir, png))))
+                  if os.path.exists(path := os.path.join(sweep_dir, png))))
   total = time.perf_counter() - started
   with open(output, 'w') as f:
     f.write(_report(sections, quick, total))
@@ -163,8 +164,13 @@ def _apply(config, overrides):
       section[name] = type(current)(ast.literal_eval(value))
 
 
-def _relative(path, output):
-  return os.path.relpath(path, os.path.dirname(os.path.abspath(output)))
+def _publish(path, output, name):
+  """Copies a plot beside the report (run directories are not committed); returns its link."""
+  target = os.path.join(os.path.dirname(os.path.abspath(output)), 'results', name)
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  shutil.copyfile(path, target)
+  return f'results/{name}'
+
 
 
 def _alignment_config(quick):
@@ -178,7 +184,8 @@ def _alignment_config(quick):
 def _alignment_section(result, workdir, output, wall):
   rows = '\n'.join(f'| {r["magnitude"]:g} | {r["cosine_exact_mle"]:.6f} | {r["bias_norm"]:.3g} |'
                    for r in result['rows'])
-  png = _relative(os.path.join(workdir, 'alignment', 'gradient_alignment.png'), output)
+  plot = os.path.join(workdir, 'alignment', 'gradient_alignment.png')
+  png = _publish(plot, output, 'gradient_alignment.png')
   header = '| M | cosine with exact MLE gradient | bias norm vs M → ∞ |\n| --- | --- | --- |'
   return (f'`python -m experiments.report --only=a` ({wall:.0f} s wall), {result["num_samples"]:,} common '
           f'samples\n\n{header}\n{rows}\n\n'
