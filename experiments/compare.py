@@ -7,14 +7,7 @@ import numpy as np
 
 from experiments.likelihood import likelihood_table
 from experiments.train import train_and_evaluate
-from experiments.writers import read_metrics
-
-
-def _mean_std(values) -> str:
-  values = [v for v in values if v is not None]
-  if not values:
-    return 'never'
-  return f'{np.mean(values):.4g} ± {np.std(values):.2g}' if len(values) > 1 else f'{values[0]:.4g}'
+from experiments.writers import markdown_table, mean_std, read_metrics
 
 
 def run_comparison(config, workdir: str) -> str:
@@ -34,19 +27,19 @@ def run_comparison(config, workdir: str) -> str:
   metrics, truth = first['table_metrics'], first['truth']
   has_steps = 'steps_to_tolerance' in first
   header = ['objective'] + metrics + (['steps to tolerance'] if has_steps else []) + ['wall s']
-  rows = [['truth'] + [_mean_std([truth[m]]) if m in truth else '' for m in metrics]
+  rows = [['truth'] + [mean_std([truth[m]]) if m in truth else '' for m in metrics]
           + ([''] if has_steps else []) + ['']]
   for name in names:
     summaries = [runs[name, s] for s in seeds]
     label = name + (f' (M={config.objective.magnitude:g})' if name == 'noisier_nce' else '')
-    rows.append([label] + [_mean_std([r['final'][m] for r in summaries]) for m in metrics]
-                + ([_mean_std([r['steps_to_tolerance'] for r in summaries])] if has_steps else [])
+    rows.append([label] + [mean_std([r['final'][m] for r in summaries]) for m in metrics]
+                + ([mean_std([r['steps_to_tolerance'] for r in summaries])] if has_steps else [])
                 + [f'{np.mean([r["wall_time_s"] for r in summaries]):.1f}'])
   note = (f'{config.task}, {len(seeds)} seed(s), {config.train.num_steps} steps, batch '
           f'{config.train.batch_size}; mean ± std over seeds')
   if has_steps:
     note += f'; steps to tolerance: first eval step after which {first["tolerance"]} holds'
-  table = '\n'.join(['| ' + ' | '.join(r) + ' |' for r in [header, ['---'] * len(header)] + rows])
+  table = markdown_table(header, rows)
   table = f'{note}\n\n{table}\n'
   if first.get('likelihood'):
     table += '\n' + likelihood_table({name: [runs[name, s]['likelihood'] for s in seeds] for name in names})

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.writers import markdown_table
 from nnce_jax import normalizers, sampling
 
 
@@ -79,6 +80,6 @@ def likelihood_table(reports: dict[str, list[dict]]) -> str:
       cells.append(f'{np.mean(values):+.3f} ± {np.std(values):.2g} (se {np.mean(errors):.2g})')
     lls = [r['estimators']['optimal_bridge']['test_log_likelihood'] for r in seeds]
     rows.append([label] + cells + [f'{np.mean(lls):.4g} ± {np.std(lls):.2g}'])
-  lines = ['| ' + ' | '.join(r) + ' |' for r in [header, ['---'] * len(header)] + rows]
   return (f'{quantity}, mean ± std over seeds (se: the mean claimed standard error); '
-          'RLR, pooled MIS and NCE equal the optimal bridge to 1e-5.\n\n' + '\n'.join(lines) + '\n')
+          'RLR, pooled MIS and NCE equal the optimal bridge to 1e-5.\n\n'
+          + markdown_table(header, rows) + '\n')

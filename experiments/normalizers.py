@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.writers import markdown_table
 from nnce_jax import normalizers
 from nnce_jax.noise import HALF_LOG_2PI
 
@@ -85,12 +86,11 @@ def _table(results, config, wall):
              for k in SHOWN]
     iterations = ' / '.join(f'{r["iterations"][k]:.1f}' for k in POOLED)
     rows.append([f'{r["kl"]:g}', f'{r["n"]:g}'] + cells + [f'{r["pooled_spread"]:.1e}', iterations])
-  lines = ['| ' + ' | '.join(row) + ' |' for row in [header, ['---'] * len(header)] + rows]
   note = (f'|log Z estimate - log Z|, mean ± std over {config.num_seeds} seeds, d = {config.data.dim}, '
           f'target scale {config.data.scale}; in brackets: the share of seeds whose error is within '
           f'2 claimed standard errors. Pooled spread: the largest gap between the optimal bridge, '
           f'RLR, pooled MIS and NCE on one seed. {wall:.0f} s wall.')
-  return note + '\n\n' + '\n'.join(lines) + '\n'
+  return note + '\n\n' + markdown_table(header, rows) + '\n'
 
 
 def _plot(results, config, path):

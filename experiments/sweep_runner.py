@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from experiments.config_checks import ConfigError, check_config, get_field
+from experiments.writers import markdown_table, mean_std
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -100,13 +101,6 @@ def _execute(pending, config_file, overrides, jobs, done, total, log):
           f'ETA {eta:.0f} s ({run_dir})')
 
 
-def _mean_std(values) -> str:
-  values = [v for v in values if v is not None]
-  if not values:
-    return 'never'
-  return f'{np.mean(values):.4g} ± {np.std(values):.2g}' if len(values) > 1 else f'{values[0]:.4g}'
-
-
 def aggregate(runs, axes, workdir) -> str:
   """Writes ``sweep.csv``, ``sweep.md`` and the plots; returns the markdown table."""
   summaries = []
@@ -133,11 +127,11 @@ def aggregate(runs, axes, workdir) -> str:
   for entry in summaries:
     cells.setdefault(tuple(entry[0].items()), []).append(entry[3])
   for key, group in cells.items():
-    rows.append([str(v) for _, v in key] + [_mean_std([s['final'][m] for s in group]) for m in metrics]
-                + ([_mean_std([s['steps_to_tolerance'] for s in group])] if has_steps else [])
+    rows.append([str(v) for _, v in key] + [mean_std([s['final'][m] for s in group]) for m in metrics]
+                + ([mean_std([s['steps_to_tolerance'] for s in group])] if has_steps else [])
                 + [f'{np.mean([s["wall_time_s"] for s in group]):.1f}'])
   seeds = len(next(iter(cells.values())))
-  table = '\n'.join('| ' + ' | '.join(r) + ' |' for r in [header, ['---'] * len(header)] + rows)
+  table = markdown_table(header, rows)
   table = (f'{summaries[0][3]["task"]}: {len(cells)} cells x {seeds} seeds, mean ± std over seeds\n\n'
            + table + '\n')
   with open(os.path.join(workdir, 'sweep.md'), 'w') as f:

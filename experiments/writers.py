@@ -1,7 +1,22 @@
-"""Metric writers: ``metrics.jsonl`` and TensorBoard event files (via tensorboardX, no TF)."""
+"""Metric writers: ``metrics.jsonl`` and TensorBoard event files (via tensorboardX, no TF);
+the markdown helpers every results table uses."""
 
 import json
 import os
+
+import numpy as np
+
+
+def mean_std(values) -> str:
+  """``mean ± std`` of the non-None values; ``never`` if there are none (steps to tolerance)."""
+  values = [v for v in values if v is not None]
+  if not values:
+    return 'never'
+  return f'{np.mean(values):.4g} ± {np.std(values):.2g}' if len(values) > 1 else f'{values[0]:.4g}'
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+  return '\n'.join('| ' + ' | '.join(r) + ' |' for r in [header, ['---'] * len(header)] + rows)
 
 
 def read_metrics(workdir: str) -> list[dict]:
