@@ -63,7 +63,8 @@ def build(config) -> Task:
     return metrics
 
   truth = {'kl': kl, 'kl_error': 0.0, 'param_error': 0.0, 'param_error_mle': 0.0,
-           'mle_param_error': float(_param_error(mle_mean, mle_cov, true_mean, true_cov))}
+           'mle_param_error': float(_param_error(mle_mean, mle_cov, true_mean, true_cov)),
+           'cramer_rao_param_error': closed_form.gaussian_cramer_rao(true_cov, config.data.num_train)}
   def report(params, workdir):
     likelihood, _ = estimate_likelihood(config, lambda x: log_ratio(model, params, x), base, x_test,
                                         exact_log_z(config, params))

@@ -37,3 +37,16 @@ def gaussian_mle(samples) -> tuple[np.ndarray, np.ndarray]:
   mean = samples.mean(0)
   centred = samples - mean
   return mean, centred.T @ centred / samples.shape[0]
+
+
+def gaussian_cramer_rao(cov, num_samples: int) -> float:
+  """The Cramér–Rao bound on ``E ||mean_hat - mean||^2 + E ||cov_hat - cov||_F^2`` from ``n``
+  samples (asymptotically attained by the MLE):
+
+      (tr S + (tr S)^2 + ||S||_F^2) / n,
+
+  since ``Var(mean_hat_i) = S_ii / n`` and ``Var(cov_hat_ij) = (S_ij^2 + S_ii S_jj) / n``.
+  """
+  cov = _matrix(cov)
+  trace = float(np.trace(cov))
+  return (trace + trace**2 + float(np.sum(np.square(cov)))) / num_samples

@@ -83,3 +83,16 @@ def test_mlp_ratio_has_k_heads_and_a_learned_normaliser():
 def test_closed_form_kl_of_the_density_chasm():
   np.testing.assert_allclose(closed_form.gaussian_kl(0, 1e-6, 0, 1), 6.4078, atol=1e-4)
   np.testing.assert_allclose(closed_form.gaussian_kl(0, 1e-12, 0, 1), 13.3155, atol=1e-4)
+
+
+def test_cramer_rao_bound_matches_the_mle_spread():
+  # The MLE's mean squared error over replicates approaches the bound (n large enough for
+  # the asymptotics; 400 replicates give about 10% Monte-Carlo error).
+  rng = np.random.default_rng(0)
+  a = rng.normal(size=(3, 3))
+  mean, cov = rng.normal(size=3), a @ a.T / 3 + 0.5 * np.eye(3)
+  n, errors = 2000, []
+  for _ in range(400):
+    m, c = closed_form.gaussian_mle(rng.multivariate_normal(mean, cov, size=n))
+    errors.append(np.sum(np.square(m - mean)) + np.sum(np.square(c - cov)))
+  np.testing.assert_allclose(np.mean(errors), closed_form.gaussian_cramer_rao(cov, n), rtol=0.15)
