@@ -46,6 +46,36 @@ def get_field(config, field):
   return value
 
 
+def set_field(config, field, value) -> None:
+  *path, name = field.split('.')
+  (get_field(config, '.'.join(path)) if path else config)[name] = value
+
+
+def parse_value(config, field: str, text: str):
+  """``text`` (from a command line) as the type ``config.<field>`` holds: ``'1e3'`` for a
+  float field is ``1000.0``, ``'(16,16)'`` for a tuple field ``(16, 16)``. Unknown fields and
+  unconvertible text raise :class:`ConfigError` naming the field."""
+  import ast
+  try:
+    current = get_field(config, field)
+  except (KeyError, AttributeError):
+    raise ConfigError(f'config.{field} does not exist in this config') from None
+  kind = type(current)
+  try:
+    if kind is str:
+      return text
+    if kind is bool:
+      if text.lower() not in ('true', 'false', '1', '0'):
+        raise ValueError(text)
+      return text.lower() in ('true', '1')
+    value = ast.literal_eval(text)
+    if kind is int and value != int(value):  # '1.5' for an integer field
+      raise ValueError(text)
+    return tuple(value) if kind is tuple else kind(value)
+  except (ValueError, TypeError, SyntaxError):
+    raise ConfigError(f'config.{field}={text!r} is invalid; it holds {kind.__name__} values') from None
+
+
 def check_config(config, num_devices: int) -> None:
   """Raises :class:`ConfigError` naming the first invalid field and its allowed values."""
   _one_of(config, 'task', TASKS)

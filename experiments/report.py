@@ -16,6 +16,8 @@ import time
 from absl import app, flags
 
 from experiments import gradient_alignment
+from experiments.claims import claims_table
+from experiments.config_checks import parse_value, set_field
 from experiments.sweep_runner import run_sweep
 
 _QUICK = flags.DEFINE_bool('quick', False, 'Tiny grids and steps: checks the pipeline only.')
@@ -85,14 +87,26 @@ def sweeps(quick: bool) -> list[Sweep]:
               seeds, base, QUICK_CHASM),
     ]
   mi_pairs = [(40, 10)] if quick else [(40, 10), (80, 20), (160, 40), (320, 80)]
+  quick_mi = QUICK_CHASM + ['--config.data.num_train=2000']
   for d, mi in mi_pairs:
+    config = f'{CONFIGS}/mutual_information.py'
     base = [f'--config.data.dim={d}', f'--config.data.mutual_information={mi}']
-    result.append(Sweep('d', f'mi{d}', f'{CONFIGS}/mutual_information.py',
-                        [f'objective.name={"nce,noisier_nce" if quick else "nce,noisier_nce,nwj"}',
-                         f'objective.num_stages={"1" if quick else "1,5"}'], 1, base,
-                        QUICK_CHASM + ['--config.data.num_train=2000']))
-    if not quick:
-      result.append(Sweep('f', f'mi{d}_ranking', f'{CONFIGS}/mutual_information.py',
+    # N^2CE's data term saturates once s > log M, so M ~ e^MI (1e30 ~ e^69) is also tried.
+    result += [
+        Sweep('d', f'mi{d}', config, ['objective.name=nce,nwj'], 1, base, quick_mi),
+        Sweep('d', f'mi{d}_n2ce', config, [f'objective.magnitude={"100" if quick else "100,1e30"}',
+                                           'objective.name=noisier_nce'], 1, base, quick_mi)]
+    if quick:
+      continue
+    # TRE's stages cost K times a quadratic head of d^2 parameters: at d = 320, K = 5 was still
+    # at -44 nats after 2000 steps (14 min for 8000), so telescoping stops at d = 160.
+    if d <= 160:
+      result.append(Sweep('d', f'mi{d}_tre', config,
+                          ['objective.num_stages=5', 'objective.name=nce,noisier_nce'], 1, base, []))
+    result.append(Sweep('d', f'mi{d}_mlp', config, ['model.name=mlp', 'objective.name=nce,noisier_nce,nwj'],
+                        1, base, []))
+    if d == 40:
+      result.append(Sweep('f', f'mi{d}_ranking', config,
                           ['objective.num_candidates=2,16,64', 'objective.name=ranking_nce'], 1, base, []))
   result.append(Sweep('e', 'toy2d', f'{CONFIGS}/toy2d.py', ['objective.name=nce,noisier_nce'], seeds,
                       ['--config.likelihood.num_samples=0'],
@@ -115,7 +129,7 @@ def main(argv):
   quick, workdir = _QUICK.value, _WORKDIR.value
   output = _OUTPUT.value or (os.path.join(workdir, 'results.md') if quick else 'docs/results.md')
   only = set(_ONLY.value) or set(TITLES)
-  sections, started = {}, time.perf_counter()
+  sections, results, alignment, started = {}, {}, None, time.perf_counter()
   if 'a' in only:
     t = time.perf_counter()
     alignment = gradient_alignment.run(_alignment_config(quick), os.path.join(workdir, 'alignment'))
@@ -130,38 +144,27 @@ def main(argv):
     _apply(config, overrides)
     t = time.perf_counter()
     sweep_dir = os.path.join(workdir, sweep.name)
-    table = run_sweep(config, sweep.config, sweep.grid, seeds=sweep.seeds, workdir=sweep_dir,
-                      jobs=_JOBS.value, overrides=overrides)
+    results[sweep.name] = run_sweep(config, sweep.config, sweep.grid, seeds=sweep.seeds,
+                                    workdir=sweep_dir, jobs=_JOBS.value, overrides=overrides)
     command = (f'python -m experiments.sweep --config={sweep.config} '
                + ' '.join(f'--grid={g}' for g in sweep.grid)
                + f' --seeds={sweep.seeds} --workdir={sweep_dir} ' + ' '.join(overrides))
     sections.setdefault(sweep.benchmark, []).append(
         f'**{sweep.name}** ({time.perf_counter() - t:.0f} s wall; finished runs are reused)\n\n'
-        f'`{command}`\n\n{table}\n'
+        f'`{command}`\n\n{results[sweep.name].table}\n'
         + ''.join(f'![{sweep.name}]({_publish(path, output, f"{sweep.name}_{png}")})\n'
                   for png in ('sweep_curves.png', 'sweep_vs_magnitude.png')
                   if os.path.exists(path := os.path.join(sweep_dir, png))))
   total = time.perf_counter() - started
   with open(output, 'w') as f:
-    f.write(_report(sections, quick, total))
+    f.write(_report(sections, claims_table(alignment, results), quick, total))
   print(f'report: {output} ({total:.0f} s)')
 
 
 def _apply(config, overrides):
-  import ast
   for item in overrides:
-    field, _, value = item.removeprefix('--config.').partition('=')
-    *path, name = field.split('.')
-    section = config
-    for part in path:
-      section = section[part]
-    current = section[name]
-    if isinstance(current, str):
-      section[name] = value
-    elif isinstance(current, tuple):
-      section[name] = tuple(ast.literal_eval(value))
-    else:
-      section[name] = type(current)(ast.literal_eval(value))
+    field, _, text = item.removeprefix('--config.').partition('=')
+    set_field(config, field, parse_value(config, field, text))
 
 
 def _publish(path, output, name):
@@ -194,12 +197,13 @@ def _alignment_section(result, workdir, output, wall):
           f'against the exact gradient: {result["mc_floor"]:.2g}.\n\n![alignment]({png})\n')
 
 
-def _report(sections, quick, total):
+def _report(sections, claims, quick, total):
   head = ('# Results: N²CE against its neighbours\n\n'
           + ('**Quick mode: pipeline check only, the numbers mean nothing.**\n\n' if quick else '')
           + f'Regenerate everything with `python -m experiments.report` ({total / 60:.1f} min for this run '
           'on 2 CPU cores; finished runs are reused). Each table is one sweep: mean ± std over seeds; '
-          '"never" means the run did not stay within tolerance by its last step.\n\n')
+          '"never" means the run did not stay within tolerance by its last step.\n\n'
+          '## Claims\n\n' + claims + '\n\n')
   body = ''.join(f'## {TITLES[k]}\n\n' + '\n'.join(sections[k]) + '\n' for k in sorted(sections))
   return head + body
 

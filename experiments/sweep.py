@@ -30,9 +30,9 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   overrides = [a for a in sys.argv[1:] if a.startswith('--config.')]
   config_file = config_flags.get_config_filename(flags.FLAGS['config'])
-  table = run_sweep(_CONFIG.value, config_file, _GRID.value, seeds=_SEEDS.value,
+  result = run_sweep(_CONFIG.value, config_file, _GRID.value, seeds=_SEEDS.value,
                     workdir=_WORKDIR.value, jobs=_JOBS.value, overrides=overrides)
-  print(table)
+  print(result.table)
 
 
 if __name__ == '__main__':

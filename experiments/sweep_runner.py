@@ -1,6 +1,7 @@
 """The sweep: grid cells x seeds as subprocess runs, progress, and the aggregate table."""
 
 import csv
+import dataclasses
 import itertools
 import json
 import os
@@ -10,10 +11,35 @@ import time
 
 import numpy as np
 
-from experiments.config_checks import ConfigError, check_config, get_field
+from experiments.config_checks import ConfigError, check_config, parse_value, set_field
 from experiments.writers import markdown_table, mean_std
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass
+class SweepResult:
+  """The aggregate (markdown) and every run's summary, keyed by cell: a tuple of
+  ``(field, value)`` pairs in grid order."""
+  table: str
+  cells: dict[tuple, list[dict]]
+
+  def select(self, **fixed) -> dict[tuple, list[dict]]:
+    """The cells whose fields (named by their last component: ``magnitude=10``) hold
+    ``fixed``, keyed by ``((name, value), ...)``."""
+    out = {}
+    for key, summaries in self.cells.items():
+      named = tuple((f.split('.')[-1], v) for f, v in key)
+      if all(dict(named).get(k) == v for k, v in fixed.items()):
+        out[named] = summaries
+    return out
+
+  def cell(self, **values) -> list[dict]:
+    """The summaries of the one cell that :meth:`select` finds for ``values``."""
+    found = self.select(**values)
+    if len(found) != 1:
+      raise KeyError(f'{len(found)} cells match {values}')
+    return next(iter(found.values()))
 
 
 def parse_grid(config, grid: list[str]) -> list[tuple[str, list]]:
@@ -24,16 +50,7 @@ def parse_grid(config, grid: list[str]) -> list[tuple[str, list]]:
     field, sep, values = item.partition('=')
     if not sep or not values:
       raise ConfigError(f'--grid={item!r} is invalid; expected FIELD=V1,V2,...')
-    try:
-      current = get_field(config, field)
-    except (KeyError, AttributeError):
-      raise ConfigError(f'--grid names config.{field}, which the config does not have') from None
-    kind = type(current)
-    convert = (lambda v: v.lower() in ('1', 'true')) if kind is bool else kind  # noqa: E731
-    try:
-      axes.append((field, [convert(v) for v in values.split(',')]))
-    except ValueError:
-      raise ConfigError(f'--grid={item!r}: config.{field} holds {kind.__name__} values') from None
+    axes.append((field, [parse_value(config, field, v) for v in values.split(',')]))
   return axes
 
 
@@ -45,15 +62,13 @@ def cell_name(assignment: dict) -> str:
 def cell_config(config, assignment: dict, seed: int):
   c = config.copy_and_resolve_references()
   for field, value in assignment.items():
-    *path, name = field.split('.')
-    section = get_field(c, '.'.join(path)) if path else c
-    section[name] = value
+    set_field(c, field, value)
   c.seed, c.compare = seed, ''
   return c
 
 
 def run_sweep(config, config_file, grid, *, seeds, workdir, jobs=1, overrides=(), log=print):
-  """Runs every cell x seed not yet finished; returns the aggregate table (markdown)."""
+  """Runs every cell x seed not yet finished; returns the aggregate."""
   import jax
   axes = parse_grid(config, grid)
   cells = [dict(zip([f for f, _ in axes], values)) for values in itertools.product(*[v for _, v in axes])]
@@ -101,8 +116,8 @@ def _execute(pending, config_file, overrides, jobs, done, total, log):
           f'ETA {eta:.0f} s ({run_dir})')
 
 
-def aggregate(runs, axes, workdir) -> str:
-  """Writes ``sweep.csv``, ``sweep.md`` and the plots; returns the markdown table."""
+def aggregate(runs, axes, workdir) -> SweepResult:
+  """Writes ``sweep.csv``, ``sweep.md`` and the plots."""
   summaries = []
   for assignment, seed, run_dir in runs:
     with open(os.path.join(run_dir, 'summary.json')) as f:
@@ -139,7 +154,7 @@ def aggregate(runs, axes, workdir) -> str:
   _plot_curves(cells, summaries, metrics[0], workdir)
   if 'objective.magnitude' in fields:
     _plot_against_magnitude(cells, fields, metrics, workdir)
-  return table
+  return SweepResult(table, cells)
 
 
 def _plot_curves(cells, summaries, metric, workdir):

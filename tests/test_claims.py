@@ -1,0 +1,63 @@
+"""Each claim's verdict follows the numbers it is given."""
+
+from experiments.claims import claims_table
+from experiments.sweep_runner import SweepResult
+
+
+def _summary(seed, **final):
+  steps = final.pop('steps', None)
+  final.setdefault('kl_error', 0.05)
+  return {'seed': seed, 'final': final, 'steps_to_tolerance': steps,
+          'truth': {'cramer_rao_param_error': 0.01, 'mle_param_error': 0.01, 'kl': 6.4, 'mi': 80.0}}
+
+
+def _sweep(cells):
+  """``cells``: ``{((field, value), ...): [final-metric dicts, one per seed]}``."""
+  return SweepResult('', {key: [_summary(i, **dict(f)) for i, f in enumerate(finals)]
+                          for key, finals in cells.items()})
+
+
+def _magnitude_sweep(errors):
+  return _sweep({(('objective.magnitude', m), ('data.num_train', 1000)): [{'param_error': e}] * 2
+                 for m, e in errors.items()})
+
+
+def _row(table, start):
+  return next(line for line in table.splitlines() if line.startswith(f'| {start}'))
+
+
+def test_u_shape_needs_an_interior_minimum_below_both_ends():
+  u = claims_table(None, {'gaussian_m': _magnitude_sweep({1: 0.05, 10: 0.02, 100: 0.03})})
+  assert '| reproduced |' in _row(u, '(b) n = 1000') and 'M* = 10,' in u
+  falling = claims_table(None, {'gaussian_m': _magnitude_sweep({1: 0.05, 10: 0.03, 100: 0.02})})
+  assert 'not reproduced' in _row(falling, '(b) n = 1000')
+
+
+def test_chasm_fraction_uses_the_best_magnitude_and_never_counts_as_infinite():
+  results = {
+      'chasm6.41_baselines': _sweep({(('objective.name', 'nce'),): [{'steps': 4000}, {'steps': 6000}],
+                                     (('objective.name', 'nwj'),): [{'steps': None, 'kl': 5.0}] * 2}),
+      'chasm6.41_n2ce': _sweep({(('objective.magnitude', 10.0),): [{'steps': 3000}] * 2,
+                                (('objective.magnitude', 100.0),): [{'steps': 2000}, {'steps': None}],
+                                (('objective.magnitude', 1000.0),): [{'steps': 2500}] * 2}),
+      'chasm6.41_schedules': _sweep({(('objective.magnitude_schedule', 'cosine'),):
+                                     [{'steps': 2400, 'kl_error': 0.01}] * 2}),
+  }
+  table = claims_table(None, results)
+  row = _row(table, '(6.41 nats, c) N²CE stays')
+  assert 'NCE 5000 steps' in row and '100: never' in row and 'best M = 1000' in row
+  assert f'**{2500 / 5000:.2f}** of NCE' in row and '| reproduced |' in row
+  assert '| yes |' in _row(table, '(6.41 nats, c) A decaying M')  # 2400 < 2500
+  assert '| reproduced |' in _row(table, '(6.41 nats, c) NWJ')  # never within tolerance
+
+
+def test_mutual_information_goal_is_five_percent_at_every_dimension():
+  def mi(estimates):
+    return _sweep({(('objective.name', n), ('objective.num_stages', 1)): [{'mi': e}]
+                   for n, e in estimates.items()})
+  close = claims_table(None, {'mi40': mi({'nce': 50.0, 'nwj': 79.0}), 'mi80': mi({'nce': 30.0, 'nwj': 81.0})})
+  assert '| reproduced |' in _row(close, '(d) The best') and 'd = 80: 1.2%' in close
+  assert '| reproduced |' in _row(close, '(d) Single-ratio NCE fails at d = 80')
+  far = claims_table(None, {'mi40': mi({'nce': 50.0, 'nwj': 79.0}), 'mi80': mi({'nce': 30.0, 'nwj': 70.0})})
+  assert 'not reproduced' in _row(far, '(d) The best')
+  assert 'd = 80: 12.5%' in far  # nwj's 70 against 80: above the goal
