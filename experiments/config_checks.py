@@ -7,7 +7,7 @@ from nnce_jax.objectives import OBJECTIVES
 from nnce_jax.parallel import BACKENDS
 from nnce_jax.schedules import SCHEDULES
 
-TASKS = ('density_chasm', 'gaussian', 'toy2d', 'mutual_information', 'normalizers')
+TASKS = ('density_chasm', 'gaussian', 'toy2d', 'mutual_information', 'normalizers', 'latent_ebm')
 MODELS = ('gaussian', 'mlp')
 OPTIMIZERS = ('adam', 'sgd')
 ON_NONFINITE = ('stop', 'skip')
@@ -49,6 +49,13 @@ def get_field(config, field):
 def set_field(config, field, value) -> None:
   *path, name = field.split('.')
   (get_field(config, '.'.join(path)) if path else config)[name] = value
+
+
+def apply_overrides(config, overrides) -> None:
+  """Applies ``--config.FIELD=VALUE`` strings (as ``experiments.main`` would) to ``config``."""
+  for item in overrides:
+    field, _, text = item.removeprefix('--config.').partition('=')
+    set_field(config, field, parse_value(config, field, text))
 
 
 def parse_value(config, field: str, text: str):
@@ -152,6 +159,8 @@ def _check_data(config):
       raise ConfigError(f'config.data.dim={config.data.dim} is invalid; it must be even (2 x 2 blocks)')
     _number(config, 'data.mutual_information', low=0, low_open=True)
     _number(config, 'data.tolerance', low=0, low_open=True)
+  if config.task == 'latent_ebm':
+    _check_latent_ebm(config)
   if config.task == 'toy2d':
     _one_of(config, 'data.dataset', DATASETS)
     _number(config, 'data.grid_size', low=2, integer=True)
@@ -159,6 +168,23 @@ def _check_data(config):
   if 'num_train' in config.data:
     _number(config, 'data.num_train', low=1, integer=True)
   _number(config, 'data.num_test', low=1, integer=True)
+
+
+def _check_latent_ebm(config):
+  from nnce_jax.latent_ebm import GENERATORS
+  if not isinstance(config.data.dataset, str) or not config.data.dataset:
+    raise ConfigError(f'config.data.dataset={config.data.dataset!r} is invalid; it must name a TFDS '
+                      'image dataset (mnist5k and sklearn_digits are built offline)')
+  _number(config, 'data.anomaly_digit', low=-1, high=9, integer=True)
+  _number(config, 'data.image_size', low=0, integer=True)
+  _one_of(config, 'model.generator', GENERATORS)
+  for field in ('latent_dim', 'posterior_steps', 'generator_features'):
+    _number(config, f'model.{field}', low=1, integer=True)
+  for field in ('observation_std', 'posterior_step_size'):
+    _number(config, f'model.{field}', low=0, low_open=True)
+  if config.objective.name == 'ranking_nce':
+    raise ConfigError('config.objective.name=ranking_nce is invalid for task latent_ebm; allowed '
+                      'values: nce, noisier_nce, nwj')
 
 
 def _check_normalizer_benchmark(config):

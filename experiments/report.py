@@ -17,7 +17,7 @@ from absl import app, flags
 
 from experiments import gradient_alignment
 from experiments.claims import claims_table
-from experiments.config_checks import parse_value, set_field
+from experiments.config_checks import apply_overrides
 from experiments.sweep_runner import run_sweep
 
 _QUICK = flags.DEFINE_bool('quick', False, 'Tiny grids and steps: checks the pipeline only.')
@@ -141,7 +141,7 @@ def main(argv):
     overrides = sweep.overrides + (sweep.quick if quick else [])
     module = os.path.splitext(os.path.basename(sweep.config))[0]
     config = importlib.import_module(f'experiments.configs.{module}').get_config()
-    _apply(config, overrides)
+    apply_overrides(config, overrides)
     t = time.perf_counter()
     sweep_dir = os.path.join(workdir, sweep.name)
     results[sweep.name] = run_sweep(config, sweep.config, sweep.grid, seeds=sweep.seeds,
@@ -159,12 +159,6 @@ def main(argv):
   with open(output, 'w') as f:
     f.write(_report(sections, claims_table(alignment, results), quick, total))
   print(f'report: {output} ({total:.0f} s)')
-
-
-def _apply(config, overrides):
-  for item in overrides:
-    field, _, text = item.removeprefix('--config.').partition('=')
-    set_field(config, field, parse_value(config, field, text))
 
 
 def _publish(path, output, name):

@@ -19,7 +19,9 @@ class Task:
   ``eval_fn(params) -> {name: scalar}`` (jitted); ``truth`` holds closed-form values of
   eval metrics where known; ``table_metrics`` are compared across objectives; when
   ``tolerance_metric`` is set, the summary reports the first step after which it stays
-  below ``tolerance``; ``report(params, workdir) -> dict`` makes plots and extra results.
+  below ``tolerance``; ``report(params, workdir) -> dict`` makes plots and extra results;
+  ``batches_for(step) -> [steps_per_dispatch, B, ...]`` gives the training batches (default:
+  example ids, from which the loss draws its own samples).
   """
   model: nn.Module
   init_params: Any
@@ -30,6 +32,7 @@ class Task:
   tolerance_metric: str | None = None
   tolerance: float = 0.0
   report: Callable[[Any, str], dict] = lambda params, workdir: {}
+  batches_for: Callable[[int], Any] | None = None
 
 
 def make_model(config, base) -> nn.Module:

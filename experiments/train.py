@@ -8,7 +8,7 @@ import time
 import jax
 import numpy as np
 
-from experiments import density_chasm, gaussian, mutual_information, toy2d
+from experiments import density_chasm, gaussian, latent_ebm, mutual_information, toy2d
 from experiments.config_checks import check_config
 from experiments.task import Task, make_optimizer
 from experiments.writers import MetricWriter, read_metrics
@@ -17,7 +17,7 @@ from nnce_jax import train as engine
 from nnce_jax.parallel import DataParallel
 
 TASKS = {'density_chasm': density_chasm.build, 'gaussian': gaussian.build, 'toy2d': toy2d.build,
-         'mutual_information': mutual_information.build}
+         'mutual_information': mutual_information.build, 'latent_ebm': latent_ebm.build}
 
 
 def steps_to_tolerance(history: list[dict], metric: str, tolerance: float) -> int | None:
@@ -54,8 +54,9 @@ def fit(config, workdir: str) -> tuple[engine.TrainState, Task]:
 
   example_ids = np.tile(np.arange(config.train.batch_size, dtype=np.int32),
                         (config.train.steps_per_dispatch, 1))
+  batches_for = task.batches_for or (lambda _: example_ids)
   try:
-    state, _ = engine.train(state, train_step, parallel=parallel, batches_for=lambda _: example_ids,
+    state, _ = engine.train(state, train_step, parallel=parallel, batches_for=batches_for,
                             config=config.train, eval_fn=task.eval_fn, manager=manager, writer=writer)
   finally:
     if writer:

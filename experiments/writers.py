@@ -8,11 +8,13 @@ import numpy as np
 
 
 def mean_std(values) -> str:
-  """``mean ± std`` of the non-None values; ``never`` if there are none (steps to tolerance)."""
-  values = [v for v in values if v is not None]
-  if not values:
+  """``mean ± std`` of the non-None values (None: a run that never got within tolerance);
+  ``never`` if all are None, and the count when only some are."""
+  reached = [v for v in values if v is not None]
+  if not reached:
     return 'never'
-  return f'{np.mean(values):.4g} ± {np.std(values):.2g}' if len(values) > 1 else f'{values[0]:.4g}'
+  text = f'{np.mean(reached):.4g} ± {np.std(reached):.2g}' if len(reached) > 1 else f'{reached[0]:.4g}'
+  return text if len(reached) == len(values) else f'{text} ({len(reached)} of {len(values)}; the rest never)'
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

@@ -61,3 +61,10 @@ def test_mutual_information_goal_is_five_percent_at_every_dimension():
   far = claims_table(None, {'mi40': mi({'nce': 50.0, 'nwj': 79.0}), 'mi80': mi({'nce': 30.0, 'nwj': 70.0})})
   assert 'not reproduced' in _row(far, '(d) The best')
   assert 'd = 80: 12.5%' in far  # nwj's 70 against 80: above the goal
+
+
+def test_steps_of_runs_that_only_partly_reach_tolerance_say_so():
+  from experiments.writers import mean_std
+  assert mean_std([1000, 2000]) == '1500 ± 5e+02'
+  assert mean_std([1000, None, None]) == '1000 (1 of 3; the rest never)'
+  assert mean_std([None, None]) == 'never'
