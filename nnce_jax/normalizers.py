@@ -222,15 +222,18 @@ def multiple_importance_sampling(log_ratio_target, log_ratio_proposal, *,
     # sum_i sigmoid(a_i) = N1 - sum_i sigmoid(-a_i): sum the small excess directly rather
     # than cancel two sums of size N1 in float32.
     excess = jnp.sum(jax.nn.sigmoid(a_y)) - jnp.sum(jax.nn.sigmoid(-a_x))
-    return jnp.log1p(excess / l_x.shape[0])
+    # excess -> -N1 as log Z -> inf: keep log1p finite there.
+    return jnp.log1p(jnp.maximum(excess / l_x.shape[0], -1.0 + 1e-7))
 
   def secant(pair):
     previous, current = pair[0], pair[1]
     r_previous, r_current = residual(previous), residual(current)
-    flat = (r_current == r_previous) | (current == previous)
+    # The residual falls as log Z grows; where it is flat to float32 or the slope estimate
+    # has the wrong sign, fall back to a plain step of the map. Steps stay within 10 nats.
+    flat = (r_current - r_previous) * (current - previous) >= 0
     slope = (r_current - r_previous) / jnp.where(flat, 1.0, current - previous)
-    # Where the residual is flat to float32, fall back to a plain step of the map.
-    return jnp.stack([current, jnp.where(flat, current + r_current, current - r_current / slope)])
+    step = jnp.where(flat, r_current, -r_current / jnp.where(flat, -1.0, slope))
+    return jnp.stack([current, current + jnp.clip(step, -10.0, 10.0)])
 
   start = bridge_sampling(l_x, l_y).log_z
   pair, iterations, converged = _iterate(secant, jnp.stack([start, start + residual(start)]),
@@ -245,7 +248,10 @@ def _newton(gradient_and_curvature, log_z0, tolerance, max_iterations, max_step=
 
   def update(log_z):
     gradient, curvature = gradient_and_curvature(log_z)
-    return log_z - jnp.clip(gradient / curvature, -max_step, max_step)
+    # Curvature that underflowed (or rounded to -0) at the root would make 0/0 = NaN.
+    step = jnp.where(curvature > 0, gradient / jnp.where(curvature > 0, curvature, 1.0),
+                     jnp.sign(gradient) * max_step)
+    return log_z - jnp.clip(step, -max_step, max_step)
 
   return _iterate(update, log_z0, tolerance, max_iterations)
 

@@ -68,6 +68,20 @@ def square_resize(image: np.ndarray, size: int) -> np.ndarray:
   return np.asarray(resized).reshape(size, size, -1)
 
 
+def valid_pixels(image: np.ndarray, index: int) -> np.ndarray:
+  """``image`` if its pixels are finite and in ``[0, 255]`` (TFDS images are uint8); else a
+  ValueError naming the example, so bad data never reaches the model as silent NaNs."""
+  if image.dtype == np.uint8:
+    return image
+  if not np.issubdtype(image.dtype, np.number) or not np.all(np.isfinite(image)):
+    raise ValueError(f'example {index}: the image holds non-finite or non-numeric pixels '
+                     f'(dtype {image.dtype}); images must be uint8, or numbers in [0, 255]')
+  low, high = float(image.min()), float(image.max())
+  if low < 0 or high > 255:
+    raise ValueError(f'example {index}: pixels span [{low:g}, {high:g}], outside [0, 255]')
+  return image.astype(np.uint8) if np.all(image == np.round(image)) else image
+
+
 def to_unit_interval(image: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
   """uint8 pixels to float32 in ``[-1, 1]``; with ``noise`` in ``[0, 1)``, dequantised."""
   pixels = image.astype(np.float32) + (0.5 if noise is None else noise)
@@ -89,7 +103,8 @@ def image_batches(source, *, batch_size: int, seed: int, shard_index: int = 0, s
 
   def load(position, index):
     example = source[int(index)]
-    image = square_resize(example['image'], image_size) if image_size else example['image']
+    image = valid_pixels(np.asarray(example['image']), int(index))
+    image = square_resize(image, image_size) if image_size else image
     noise = None
     if dequantize:
       noise = np.random.default_rng([seed, int(position)]).random(image.shape, np.float32)
