@@ -20,7 +20,8 @@ from experiments.sweep_runner import run_sweep
 from experiments.writers import markdown_table, mean_std
 
 _QUICK = flags.DEFINE_bool('quick', False, 'One digit, one seed, a few steps: a pipeline check.')
-_WORKDIR = flags.DEFINE_string('workdir', 'runs/anomaly', 'Where the sweeps run.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Where the sweeps run (default runs/anomaly; '
+                                'runs/anomaly_quick with --quick).')
 _OUTPUT = flags.DEFINE_string('output', None, 'The table (default docs/anomaly.md; <workdir>/anomaly.md '
                               'with --quick).')
 _JOBS = flags.DEFINE_integer('jobs', 2, 'Runs in parallel.')
@@ -38,7 +39,8 @@ QUICK = ['--config.train.num_steps=40', '--config.train.eval_every=20', '--confi
 
 def main(argv):
   del argv
-  quick, workdir = _QUICK.value, _WORKDIR.value
+  quick = _QUICK.value
+  workdir = _WORKDIR.value or ('runs/anomaly_quick' if quick else 'runs/anomaly')
   output = _OUTPUT.value or (os.path.join(workdir, 'anomaly.md') if quick else 'docs/anomaly.md')
   digits = DIGITS[:1] if quick else DIGITS
   seeds = 1 if quick else _SEEDS.value

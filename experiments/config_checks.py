@@ -83,8 +83,10 @@ def parse_value(config, field: str, text: str):
     raise ConfigError(f'config.{field}={text!r} is invalid; it holds {kind.__name__} values') from None
 
 
-def check_config(config, num_devices: int) -> None:
-  """Raises :class:`ConfigError` naming the first invalid field and its allowed values."""
+def check_config(config, num_devices: int, num_processes: int = 1) -> None:
+  """Raises :class:`ConfigError` naming the first invalid field and its allowed values.
+
+  ``num_devices`` counts the devices of all processes (``jax.device_count()``)."""
   _one_of(config, 'task', TASKS)
   _number(config, 'seed', low=0, integer=True)
   for name in filter(None, config.compare.split(',')):
@@ -111,7 +113,7 @@ def check_config(config, num_devices: int) -> None:
   _number(config, 'optimizer.learning_rate', low=0, low_open=True)
   _number(config, 'optimizer.grad_clip_norm', low=0)
 
-  _check_train(config, num_devices)
+  _check_train(config, num_devices, num_processes)
   _check_data(config)
   _check_likelihood(config)
 
@@ -124,9 +126,13 @@ def _check_likelihood(config):
     _number(config, 'likelihood.thin', low=1, integer=True)
 
 
-def _check_train(config, num_devices):
+def _check_train(config, num_devices, num_processes):
   _one_of(config, 'parallel.backend', BACKENDS)
   _number(config, 'parallel.num_devices', low=0, high=num_devices, integer=True)
+  if num_processes > 1 and (config.parallel.backend != 'shard_map' or config.parallel.num_devices):
+    raise ConfigError(f'config.parallel.backend={config.parallel.backend!r}, parallel.num_devices='
+                      f'{config.parallel.num_devices} is invalid with {num_processes} processes; allowed: '
+                      "backend 'shard_map' over all devices (num_devices 0)")
   devices = config.parallel.num_devices or num_devices
   _number(config, 'train.batch_size', low=1, integer=True)
   if config.train.batch_size % devices:

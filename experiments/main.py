@@ -4,7 +4,9 @@ With no flags: the 1-D density chasm at sigma = 1e-3, NCE beside N^2CE (M = 100)
 seeds, in about a minute on a laptop CPU. Any config field can be overridden, e.g.
 ``--config.objective.magnitude=1000`` or ``--config.compare=`` (a single run of
 ``objective.name``). Exits with status 143 after saving a checkpoint on SIGTERM; rerun the
-same command to resume.
+same command to resume. A work directory holds one config: another is refused unless
+``--force``. ``--distributed`` (or ``NNCE_DISTRIBUTED=1``) joins a multi-process run through
+``jax.distributed.initialize``; see ``launch/`` and ``docs/scaling.md``.
 """
 
 import logging as python_logging
@@ -15,9 +17,11 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments.compare import run_comparison
-from experiments.config_checks import ConfigError, check_config
+from experiments.config_checks import ConfigError
 from experiments.normalizers import run_benchmark
 from experiments.train import train_and_evaluate
+from experiments.workdir import WorkdirConflict, open_workdir
+from nnce_jax.parallel import initialize_multihost
 from nnce_jax.train import Preempted
 
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, what schedulers expect of a terminated job
@@ -25,6 +29,13 @@ PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, what schedulers expect of a terminat
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), 'configs', 'density_chasm.py')
 _CONFIG = config_flags.DEFINE_config_file('config', _DEFAULT_CONFIG, 'Experiment config file.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory (default ./runs/<config name>).')
+_FORCE = flags.DEFINE_bool('force', False, 'Run in a workdir that holds a run of another config.')
+_DISTRIBUTED = flags.DEFINE_bool('distributed', os.environ.get('NNCE_DISTRIBUTED') == '1',
+                                 'Join a multi-process run (jax.distributed.initialize).')
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 '
+                                   '(default $JAX_COORDINATOR_ADDRESS, or detected on TPU/SLURM).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Default $JAX_NUM_PROCESSES, or detected.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'Default $JAX_PROCESS_ID, or detected.')
 
 
 def _own_info_only(record) -> bool:
@@ -40,13 +51,16 @@ def main(argv):
   logging.get_absl_handler().python_handler.addFilter(_own_info_only)
   import jax  # after flag parsing: --jax_* flags may configure the backend
 
+  if _DISTRIBUTED.value:
+    initialize_multihost(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   config = _CONFIG.value
-  try:
-    check_config(config, jax.local_device_count())
-  except ConfigError as error:
-    sys.exit(f'Invalid config: {error}')
   config_name = os.path.splitext(os.path.basename(config_flags.get_config_filename(flags.FLAGS["config"])))[0]
   workdir = _WORKDIR.value or os.path.join('runs', config_name)
+  try:
+    open_workdir(config, workdir, num_devices=jax.device_count(), num_processes=jax.process_count(),
+                 force=_FORCE.value, write=jax.process_index() == 0)
+  except (ConfigError, WorkdirConflict) as error:
+    sys.exit(f'Invalid config: {error}' if isinstance(error, ConfigError) else str(error))
   logging.info('task %s, workdir %s, %d device(s)', config.task, workdir, jax.device_count())
 
   try:

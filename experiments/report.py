@@ -21,7 +21,8 @@ from experiments.config_checks import apply_overrides
 from experiments.sweep_runner import run_sweep
 
 _QUICK = flags.DEFINE_bool('quick', False, 'Tiny grids and steps: checks the pipeline only.')
-_WORKDIR = flags.DEFINE_string('workdir', 'runs/report', 'Where the sweeps run.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Where the sweeps run (default runs/report; '
+                                'runs/report_quick with --quick).')
 _OUTPUT = flags.DEFINE_string('output', None, 'The report (default docs/results.md; '
                               '<workdir>/results.md with --quick).')
 _JOBS = flags.DEFINE_integer('jobs', 2, 'Runs in parallel.')
@@ -126,15 +127,16 @@ TITLES = {
 
 def main(argv):
   del argv
-  quick, workdir = _QUICK.value, _WORKDIR.value
+  quick = _QUICK.value
+  workdir = _WORKDIR.value or ('runs/report_quick' if quick else 'runs/report')
   output = _OUTPUT.value or (os.path.join(workdir, 'results.md') if quick else 'docs/results.md')
   only = set(_ONLY.value) or set(TITLES)
   sections, results, alignment, started = {}, {}, None, time.perf_counter()
+  alignment_wall = 0.0
   if 'a' in only:
-    t = time.perf_counter()
     alignment = gradient_alignment.run(_alignment_config(quick), os.path.join(workdir, 'alignment'))
-    sections.setdefault('a', []).append(_alignment_section(alignment, workdir, output,
-                                                           time.perf_counter() - t))
+    alignment_wall = time.perf_counter() - started
+    sections.setdefault('a', []).append(_alignment_section(alignment, workdir, output, alignment_wall))
   for sweep in sweeps(quick):
     if sweep.benchmark not in only:
       continue
@@ -142,7 +144,6 @@ def main(argv):
     module = os.path.splitext(os.path.basename(sweep.config))[0]
     config = importlib.import_module(f'experiments.configs.{module}').get_config()
     apply_overrides(config, overrides)
-    t = time.perf_counter()
     sweep_dir = os.path.join(workdir, sweep.name)
     results[sweep.name] = run_sweep(config, sweep.config, sweep.grid, seeds=sweep.seeds,
                                     workdir=sweep_dir, jobs=_JOBS.value, overrides=overrides)
@@ -150,15 +151,18 @@ def main(argv):
                + ' '.join(f'--grid={g}' for g in sweep.grid)
                + f' --seeds={sweep.seeds} --workdir={sweep_dir} ' + ' '.join(overrides))
     sections.setdefault(sweep.benchmark, []).append(
-        f'**{sweep.name}** ({time.perf_counter() - t:.0f} s wall; finished runs are reused)\n\n'
+        f'**{sweep.name}** ({"" if results[sweep.name].wall_measured else "about "}'
+        f'{results[sweep.name].wall_s:.0f} s to run, {_JOBS.value} jobs at a time)\n\n'
         f'`{command}`\n\n{results[sweep.name].table}\n'
         + ''.join(f'![{sweep.name}]({_publish(path, output, f"{sweep.name}_{png}")})\n'
                   for png in ('sweep_curves.png', 'sweep_vs_magnitude.png')
                   if os.path.exists(path := os.path.join(sweep_dir, png))))
-  total = time.perf_counter() - started
+  # What the runs cost when they ran (timing.json), not this invocation's, which reuses them.
+  total = sum(r.wall_s for r in results.values()) + alignment_wall
   with open(output, 'w') as f:
-    f.write(_report(sections, claims_table(alignment, results), quick, total))
-  print(f'report: {output} ({total:.0f} s)')
+    estimated = not all(r.wall_measured for r in results.values())
+    f.write(_report(sections, claims_table(alignment, results), quick, total, estimated))
+  print(f'report: {output} ({time.perf_counter() - started:.0f} s now; {total:.0f} s of runs in all)')
 
 
 def _publish(path, output, name):
@@ -191,11 +195,13 @@ def _alignment_section(result, workdir, output, wall):
           f'against the exact gradient: {result["mc_floor"]:.2g}.\n\n![alignment]({png})\n')
 
 
-def _report(sections, claims, quick, total):
+def _report(sections, claims, quick, total, estimated):
   head = ('# Results: N²CE against its neighbours\n\n'
           + ('**Quick mode: pipeline check only, the numbers mean nothing.**\n\n' if quick else '')
-          + f'Regenerate everything with `python -m experiments.report` ({total / 60:.1f} min for this run '
-          'on 2 CPU cores; finished runs are reused). Each table is one sweep: mean ± std over seeds; '
+          + 'Regenerate everything with `python -m experiments.report`: its runs took '
+          + f'{"about " if estimated else ""}{total / 60:.1f} min '
+          f'on a 2-core CPU machine, {_JOBS.value} at a time; rerunning reuses finished runs. '
+          'Each table is one sweep: mean ± std over seeds; '
           '"never" means the run did not stay within tolerance by its last step.\n\n'
           '## Claims\n\n' + claims + '\n\n')
   body = ''.join(f'## {TITLES[k]}\n\n' + '\n'.join(sections[k]) + '\n' for k in sorted(sections))

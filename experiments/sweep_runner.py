@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from experiments.config_checks import ConfigError, check_config, parse_value, set_field
+from experiments.workdir import WorkdirConflict, differences
 from experiments.writers import markdown_table, mean_std
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,6 +24,8 @@ class SweepResult:
   ``(field, value)`` pairs in grid order."""
   table: str
   cells: dict[tuple, list[dict]]
+  wall_s: float = 0.0  # seconds spent running this sweep's runs, summed over invocations
+  wall_measured: bool = True  # False: estimated from the runs' own clocks (see _wall_time)
 
   def select(self, **fixed) -> dict[tuple, list[dict]]:
     """The cells whose fields (named by their last component: ``magnitude=10``) hold
@@ -75,13 +78,39 @@ def run_sweep(config, config_file, grid, *, seeds, workdir, jobs=1, overrides=()
   runs = []
   for assignment in cells:
     for seed in range(config.seed, config.seed + seeds):
-      check_config(cell_config(config, assignment, seed), jax.local_device_count())  # all, before any run
-      runs.append((assignment, seed, os.path.join(workdir, cell_name(assignment), f'seed_{seed}')))
+      run_config, run_dir = cell_config(config, assignment, seed), os.path.join(
+          workdir, cell_name(assignment), f'seed_{seed}')
+      check_config(run_config, jax.local_device_count())  # all, before any run
+      if diff := differences(run_dir, run_config):  # a finished run of another config is no reuse
+        raise WorkdirConflict(f'{run_dir} holds a run of another config ({"; ".join(diff[:4])}); '
+                              'sweep into another --workdir')
+      runs.append((assignment, seed, run_dir))
   os.makedirs(workdir, exist_ok=True)
   pending = [r for r in runs if not os.path.exists(os.path.join(r[2], 'summary.json'))]
   log(f'sweep: {len(cells)} cells x {seeds} seeds = {len(runs)} runs, {len(runs) - len(pending)} done')
+  started = time.perf_counter()
   _execute(pending, config_file, overrides, jobs, len(runs) - len(pending), len(runs), log)
-  return aggregate(runs, axes, workdir)
+  result = aggregate(runs, axes, workdir)
+  result.wall_s, result.wall_measured = _wall_time(workdir, time.perf_counter() - started if pending else 0.0,
+                                                   result, jobs)
+  return result
+
+
+def _wall_time(workdir, seconds, result, jobs) -> tuple[float, bool]:
+  """Seconds this sweep's runs have cost, summed over invocations in ``W/timing.json``, so a
+  regenerated report still knows; a sweep finished before timing was kept falls back to the
+  runs' own clocks summed and divided by ``jobs`` (returns ``measured=False``)."""
+  path = os.path.join(workdir, 'timing.json')
+  if not os.path.exists(path) and not seconds:
+    clocks = sum(s['wall_time_s'] for group in result.cells.values() for s in group)
+    return clocks / jobs, False
+  total = seconds
+  if os.path.exists(path):
+    with open(path) as f:
+      total += json.load(f)['wall_s']
+  with open(path, 'w') as f:
+    json.dump({'wall_s': total}, f)
+  return total, True
 
 
 def _command(config_file, overrides, assignment, seed, run_dir):

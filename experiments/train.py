@@ -33,7 +33,7 @@ def steps_to_tolerance(history: list[dict], metric: str, tolerance: float) -> in
 
 def fit(config, workdir: str) -> tuple[engine.TrainState, Task]:
   """Trains ``config`` in ``workdir``, resuming from its latest checkpoint."""
-  check_config(config, jax.local_device_count())
+  check_config(config, jax.device_count(), jax.process_count())
   task = TASKS[config.task](config)
   parallel = DataParallel(config.parallel.backend,
                           jax.devices()[:config.parallel.num_devices or None])
@@ -52,7 +52,10 @@ def fit(config, workdir: str) -> tuple[engine.TrainState, Task]:
   is_main = jax.process_index() == 0
   writer = MetricWriter(workdir, resume_step=int(state.step)) if is_main else None
 
-  example_ids = np.tile(np.arange(config.train.batch_size, dtype=np.int32),
+  # Synthetic tasks draw each example from its id; a process feeds its slice of the ids.
+  per_process = config.train.batch_size // jax.process_count()
+  first_id = jax.process_index() * per_process
+  example_ids = np.tile(np.arange(first_id, first_id + per_process, dtype=np.int32),
                         (config.train.steps_per_dispatch, 1))
   batches_for = task.batches_for or (lambda _: example_ids)
   try:
@@ -76,7 +79,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   summary = {'task': config.task, 'objective': config.objective.name, 'seed': config.seed,
              'steps': int(state.step), 'final': final, 'truth': task.truth,
              'wall_time_s': time.perf_counter() - started,
-             **task.report(state.ema_params, workdir), 'config': config.to_dict()}
+             # Plots and likelihoods: process 0's job (params are on every host).
+             **(task.report(state.ema_params, workdir) if is_main else {}), 'config': config.to_dict()}
   if task.tolerance_metric:
     summary['steps_to_tolerance'] = steps_to_tolerance(history, f'eval_{task.tolerance_metric}',
                                                        task.tolerance)

@@ -5,10 +5,12 @@ with ``lax.pmean(..., 'data')``. Both backends run that same body over the same 
 and give the same numbers; ``shard_map`` is the default (``pmap`` is in maintenance mode
 since JAX 0.8 and is itself built on ``jit`` + ``shard_map``).
 
-Batches are stacked per dispatch: ``[steps_per_dispatch, global_batch, ...]``, split over
-devices along axis 1. The state is replicated.
+Batches are stacked per dispatch: ``[steps_per_dispatch, batch, ...]``, split over devices
+along axis 1. With several processes (multi-host) each passes only its own slice of the
+global batch, and the mesh spans the devices of all of them. The state is replicated.
 """
 
+import os
 from collections.abc import Callable, Sequence
 
 import jax
@@ -19,6 +21,17 @@ from jax.sharding import PartitionSpec as P
 
 AXIS = 'data'
 BACKENDS = ('shard_map', 'pmap')
+
+
+def initialize_multihost(coordinator_address: str | None = None, num_processes: int | None = None,
+                         process_id: int | None = None) -> None:
+  """Joins a multi-process run. Unset arguments come from ``JAX_COORDINATOR_ADDRESS``,
+  ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``, else JAX detects them (TPU pods, SLURM)."""
+  env = lambda name: int(os.environ[name]) if name in os.environ else None  # noqa: E731
+  jax.distributed.initialize(
+      coordinator_address or os.environ.get('JAX_COORDINATOR_ADDRESS'),
+      num_processes if num_processes is not None else env('JAX_NUM_PROCESSES'),
+      process_id if process_id is not None else env('JAX_PROCESS_ID'))
 
 
 class DataParallel:
@@ -79,8 +92,19 @@ class DataParallel:
       return jax.tree.map(lambda x: x[0], state)
     return state
 
+  def host_state(self, state):
+    """The logical state copied to this host (NumPy): what evaluation reads, since arrays
+    spread over several processes cannot enter a computation of one process."""
+    return jax.device_get(self.get_state(state))
+
   def put_batch(self, batches):
-    """Shards ``[steps, global_batch, ...]`` arrays along the batch axis."""
+    """Shards ``[steps, batch, ...]`` arrays along the batch axis: the global batch in one
+    process, this process's slice of it (in process order) in several."""
+    if jax.process_count() > 1:
+      def global_array(x):
+        shape = (x.shape[0], x.shape[1] * jax.process_count(), *x.shape[2:])
+        return jax.make_array_from_process_local_data(self._batch_sharding, np.asarray(x), shape)
+      return jax.tree.map(global_array, batches)
     if self.backend == 'pmap':
       d = self.num_devices
       return jax.tree.map(

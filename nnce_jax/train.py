@@ -67,7 +67,7 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
     params = optax.apply_updates(state.params, updates)
     decay = jnp.minimum(ema_decay, (1.0 + state.step) / (10.0 + state.step))
     ema_params = optax.incremental_update(params, state.ema_params, 1.0 - decay)
-    metrics['grad_norm'] = optax.global_norm(grads)
+    metrics['grad_norm'] = optax.tree.norm(grads)
     new = (params, opt_state, ema_params)
     if skip_nonfinite:
       finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(metrics['grad_norm'])
@@ -117,11 +117,12 @@ def train(state: TrainState, train_step, *, parallel: DataParallel,
           writer=None) -> tuple[TrainState, list[dict]]:
   """Runs ``train_step`` from ``state.step`` to ``config.num_steps``.
 
-  ``batches_for(step)`` gives the global batches ``[steps_per_dispatch, B, ...]`` starting
-  at ``step``. ``config`` holds ``num_steps, steps_per_dispatch, sync_every, log_every,
-  eval_every, checkpoint_every, on_nonfinite`` (``eval_every``/``checkpoint_every`` 0:
-  only at the end). ``eval_fn(params) -> dict`` runs on the logical EMA params; ``writer``
-  has ``write(step, scalars)``. Returns the final logical state and the eval history.
+  ``batches_for(step)`` gives the batches ``[steps_per_dispatch, B, ...]`` starting at
+  ``step``: the global batch, or with several processes this process's slice of it.
+  ``config`` holds ``num_steps, steps_per_dispatch, sync_every, log_every, eval_every,
+  checkpoint_every, on_nonfinite`` (``eval_every``/``checkpoint_every`` 0: only at the end).
+  ``eval_fn(params) -> dict`` runs on the logical EMA params; ``writer`` has
+  ``write(step, scalars)``. Returns the final logical state (on the host) and the eval history.
   """
   spd, num_steps = config.steps_per_dispatch, config.num_steps
   step = int(state.step)
@@ -166,7 +167,7 @@ def train(state: TrainState, train_step, *, parallel: DataParallel,
           writer.write(step, means)
 
       if eval_fn is not None and due(config.eval_every):
-        record = {f'eval_{k}': float(v) for k, v in eval_fn(parallel.get_state(placed).ema_params).items()}
+        record = {f'eval_{k}': float(v) for k, v in eval_fn(parallel.host_state(placed).ema_params).items()}
         history.append({'step': step, **record})
         if writer:
           writer.write(step, record)
@@ -181,7 +182,7 @@ def train(state: TrainState, train_step, *, parallel: DataParallel,
   if manager is not None:
     manager.wait_until_finished()
   logging.info('trained steps %d..%d', start_step, step)
-  return parallel.get_state(placed), history
+  return parallel.host_state(placed), history
 
 
 def _eta(remaining_steps: int, rate: float) -> str:

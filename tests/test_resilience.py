@@ -1,0 +1,161 @@
+"""Faults a long run meets: two processes instead of one, SIGKILL, corrupt checkpoints, a work
+directory of another config. Each child process is stopped with SIGKILL if it outlives its
+deadline (JAX catches SIGTERM)."""
+
+import json
+import logging
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from experiments.train import fit
+from experiments.workdir import WorkdirConflict, claim
+from tests.helpers import leaves, small_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHORT_RUN = ['--config.compare=', '--config.train.batch_size=64', '--config.train.steps_per_dispatch=10',
+             '--config.train.sync_every=10', '--config.train.log_every=20', '--config.train.eval_every=20',
+             '--config.likelihood.num_samples=0', '--config.data.num_test=1000']
+
+
+def _env(devices):
+  flags = (f'--xla_force_host_platform_device_count={devices} '
+           '--xla_cpu_collective_call_terminate_timeout_seconds=6')
+  return {**os.environ, 'JAX_PLATFORMS': 'cpu', 'XLA_FLAGS': flags}
+
+
+def _main(workdir, *flags, devices=1):
+  command = [sys.executable, '-m', 'experiments.main', *SHORT_RUN, *flags, f'--workdir={workdir}']
+  return subprocess.Popen(command, cwd=REPO, env=_env(devices), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT)
+
+
+def _finish(children, timeout=240):
+  """Waits for every child; SIGKILLs all of them past ``timeout``; returns their outputs."""
+  deadline, outputs = time.time() + timeout, []
+  try:
+    for child in children:
+      outputs.append(child.communicate(timeout=max(deadline - time.time(), 1))[0].decode())
+  finally:
+    for child in children:
+      child.kill()
+  for child, output in zip(children, outputs):
+    assert child.returncode == 0, output[-3000:]
+  return outputs
+
+
+def _final_state(workdir, num_steps, checkpoint_every):
+  """The last checkpoint of ``workdir``, restored here (nothing left to train)."""
+  config = small_config(num_steps=num_steps, checkpoint_every=checkpoint_every, log_every=20, eval_every=20)
+  config.likelihood.num_samples = 0
+  state, _ = fit(config, str(workdir))
+  return state
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_of_two_devices_match_one_process_of_four(tmp_path):
+  steps = ['--config.train.num_steps=60', '--config.train.checkpoint_every=60']
+  address = f'127.0.0.1:{_free_port()}'
+  pair = [_main(tmp_path / 'two', *steps, '--distributed', f'--coordinator_address={address}',
+                '--num_processes=2', f'--process_id={i}', devices=2) for i in range(2)]
+  outputs = _finish(pair)
+  assert "'steps': 60" in outputs[0]
+  _finish([_main(tmp_path / 'one', *steps, devices=4)])
+  two, one = _final_state(tmp_path / 'two', 60, 60), _final_state(tmp_path / 'one', 60, 60)
+  for a, b in zip(leaves(two), leaves(one)):  # the same global batch; sums may differ in order
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+  # Metrics and the summary come from process 0 alone: one train record per logged step.
+  records = [json.loads(line) for line in (tmp_path / 'two' / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in records if 'train_loss' in r] == [20, 40, 60]
+  assert (tmp_path / 'two' / 'summary.json').exists()
+
+
+def test_sigkill_at_a_random_step_then_rerun_ends_bit_identical(tmp_path):
+  steps = ['--config.train.num_steps=300', '--config.train.checkpoint_every=20']
+  kill_after = random.Random().randrange(40, 240, 20)
+  child = _main(tmp_path / 'killed', *steps)
+  checkpoints = tmp_path / 'killed' / 'checkpoints'
+  deadline = time.time() + 120
+  try:
+    while not checkpoints.exists() or max([int(p) for p in os.listdir(checkpoints) if p.isdigit()],
+                                           default=0) < kill_after:
+      assert time.time() < deadline and child.poll() is None, f'no checkpoint {kill_after}'
+      time.sleep(0.05)
+    time.sleep(random.random() * 0.3)  # mid-step, maybe mid-save
+  finally:
+    child.kill()  # SIGKILL: no handler runs
+  child.wait()
+  assert child.returncode == -9
+  _finish([_main(tmp_path / 'killed', *steps), _main(tmp_path / 'unbroken', *steps)])
+  killed = _final_state(tmp_path / 'killed', 300, 20)
+  unbroken = _final_state(tmp_path / 'unbroken', 300, 20)
+  assert int(killed.step) == 300, kill_after
+  for a, b in zip(leaves(killed), leaves(unbroken)):
+    np.testing.assert_array_equal(a, b, err_msg=f'killed after checkpoint {kill_after}')
+
+
+def _truncate(step_dir):
+  for root, _, files in os.walk(step_dir / 'default'):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, 'r+b') as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+def _garble(step_dir):
+  for root, _, files in os.walk(step_dir / 'default'):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, 'wb') as f:
+        f.write(np.random.default_rng(0).bytes(max(os.path.getsize(path), 16)))
+
+
+@pytest.mark.parametrize('damage', [_truncate, _garble], ids=['truncated', 'garbled'])
+def test_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, damage, caplog):
+  unbroken, _ = fit(small_config(num_steps=100), str(tmp_path / 'unbroken'))
+  fit(small_config(num_steps=100), str(tmp_path / 'run'))
+  damage(tmp_path / 'run' / 'checkpoints' / '100')
+  with caplog.at_level(logging.WARNING):
+    resumed, _ = fit(small_config(num_steps=100), str(tmp_path / 'run'))
+  assert 'checkpoint step 100' in caplog.text and 'unreadable' in caplog.text
+  assert len(os.listdir(tmp_path / 'run' / 'checkpoints.unreadable')) == 1
+  assert int(resumed.step) == 100  # retrained 50..100 from the checkpoint at 50
+  for a, b in zip(leaves(unbroken), leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_a_workdir_of_another_config_is_refused_unless_forced(tmp_path):
+  config = small_config()
+  claim(str(tmp_path), config)
+  longer = small_config(num_steps=500)  # how long to run may change on resume
+  claim(str(tmp_path), longer)
+  other = small_config()
+  other.objective.magnitude = 1000.0
+  with pytest.raises(WorkdirConflict, match=r'objective.magnitude: 100.0 -> 1000.0'):
+    claim(str(tmp_path), other)
+  claim(str(tmp_path), other, force=True)
+  claim(str(tmp_path), other)  # recorded: now it is this config's directory
+
+
+def test_main_refuses_another_config_before_writing_anything(tmp_path):
+  workdir = tmp_path / 'run'
+  _finish([_main(workdir, '--config.train.num_steps=20', '--config.train.checkpoint_every=20')])
+  before = sorted(os.listdir(workdir))
+  refused = _main(workdir, '--config.train.num_steps=20', '--config.objective.magnitude=7')
+  output = refused.communicate(timeout=120)[0].decode()
+  assert refused.returncode == 1 and 'objective.magnitude: 100.0 -> 7.0' in output, output[-2000:]
+  assert sorted(os.listdir(workdir)) == before
+  forced = _main(workdir, '--config.train.num_steps=40', '--config.train.checkpoint_every=20',
+                 '--config.objective.magnitude=7', '--force')
+  assert "'steps': 40" in _finish([forced])[0]
