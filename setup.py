@@ -23,6 +23,7 @@ setup(
         'grain>=0.2.12',  # TFDS array_record sources -> batches, without TensorFlow
         'tensorboardX>=2.6',  # TensorBoard event files without TensorFlow
         'matplotlib>=3.8',
+        'flatbuffers>=24.3',  # jax.export serialization: FID's feature network
         'numpy>=1.26',
     ],
     extras_require={

@@ -1,6 +1,7 @@
 """Config validation: every bad field fails here, before anything compiles or is written."""
 
 import math
+import os
 
 from nnce_jax.data.toy2d import DATASETS
 from nnce_jax.objectives import OBJECTIVES
@@ -188,6 +189,10 @@ def _check_latent_ebm(config):
     _number(config, f'model.{field}', low=1, integer=True)
   for field in ('observation_std', 'posterior_step_size'):
     _number(config, f'model.{field}', low=0, low_open=True)
+  _number(config, 'fid.num_samples', low=2, integer=True)
+  if config.fid.features and not os.path.isfile(os.path.expanduser(config.fid.features)):
+    raise ConfigError(f'config.fid.features={config.fid.features!r} is invalid; it must be a file written '
+                      "by jax.export, or '' to skip FID")
   if config.objective.name == 'ranking_nce':
     raise ConfigError('config.objective.name=ranking_nce is invalid for task latent_ebm; allowed '
                       'values: nce, noisier_nce, nwj')

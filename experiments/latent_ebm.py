@@ -15,6 +15,7 @@ import numpy as np
 from absl import logging
 
 from experiments.task import Task, make_objective
+from nnce_jax import fid as nnce_fid
 from nnce_jax import latent_ebm
 from nnce_jax.data import builders, images
 
@@ -106,7 +107,17 @@ def build(config) -> Task:
     save_grid(samples, paths['samples_png'])
     save_grid(np.concatenate([np.asarray(x_test[:32]), np.asarray(reconstruct(params, eval_key))[:32]]),
               paths['reconstructions_png'])
-    return paths
+    return {**paths, 'fid': fid(params)}
+
+  def fid(params):
+    """FID of prior samples against the test images, or why it was skipped."""
+    if not config.fid.features:
+      logging.info('FID skipped: config.fid.features is empty (a jax.export file of a feature network)')
+      return 'skipped: set config.fid.features to a jax.export file of InceptionV3 pool3 features'
+    features = load_features(config.fid.features)
+    z = model.sample_prior(jax.random.PRNGKey(config.seed + 1), params, config.fid.num_samples)
+    generated = model.generator.apply(params['generator'], z)
+    return nnce_fid.feature_distance(features(generated), features(x_test))
 
   digit = config.data.anomaly_digit
   variant = ('nce' if config.objective.name == 'nce'
@@ -117,6 +128,25 @@ def build(config) -> Task:
   metrics = ('auprc', 'test_mean_squared_error') if digit >= 0 else ('test_mean_squared_error',)
   return Task(model, params, loss_fn, eval_fn, truth, table_metrics=metrics, report=report,
               batches_for=batches_for)
+
+
+def load_features(path: str):
+  """A feature network saved by ``jax.export``: ``images [n, ...] -> features [n, d]``, called
+  in chunks of its exported batch size when that is fixed."""
+  with open(os.path.expanduser(path), 'rb') as f:
+    exported = jax.export.deserialize(bytearray(f.read()))
+  chunk = exported.in_avals[0].shape[0]
+
+  def features(images):
+    images = np.asarray(images, exported.in_avals[0].dtype)
+    if not isinstance(chunk, int):
+      return np.asarray(exported.call(images))
+    usable = len(images) // chunk * chunk
+    if not usable:
+      raise ValueError(f'FID needs at least {chunk} images (the feature network\'s batch)')
+    return np.concatenate([np.asarray(exported.call(images[i:i + chunk])) for i in range(0, usable, chunk)])
+
+  return features
 
 
 def save_grid(batch, path: str, columns: int = 8) -> None:

@@ -67,6 +67,36 @@ def test_image_configs_run_on_mock_data(tmp_path, module, dataset):
   with tfds.testing.mock_data(num_examples=16, policy=tfds.testing.MockPolicy.USE_CODE):
     summary = train_and_evaluate(config, str(tmp_path / 'run'))
   assert summary['steps'] == 4 and np.isfinite(summary['final']['test_mean_squared_error'])
+  assert summary['fid'].startswith('skipped: set config.fid.features')
+
+
+def test_fid_with_an_exported_feature_network(tmp_path):
+  """A jax.export'ed random projection stands in for InceptionV3; FID of the samples against
+  the test images is finite and positive, and FD of a sample against itself is 0."""
+  import jax
+  import jax.numpy as jnp
+  from experiments.latent_ebm import load_features
+  from nnce_jax.fid import feature_distance
+  projection = jax.random.normal(jax.random.PRNGKey(0), (32 * 32 * 3, 6))
+  network = jax.jit(lambda images: jnp.tanh(images.reshape(images.shape[0], -1) @ projection))
+  exported = jax.export.export(network)(jax.ShapeDtypeStruct((4, 32, 32, 3), jnp.float32))
+  path = tmp_path / 'features.bin'
+  path.write_bytes(exported.serialize())
+  features = load_features(str(path))
+  images = np.asarray(jax.random.uniform(jax.random.PRNGKey(1), (10, 32, 32, 3), minval=-1))
+  assert features(images).shape == (8, 6)  # chunks of the exported batch of 4
+  assert abs(feature_distance(features(images), features(images))) < 1e-9
+
+  config = cifar10_lebm.get_config()
+  config.data.update(data_dir=str(tmp_path / 'data'), num_test=8)
+  config.model.update(generator_features=8, hidden=(16, 16), latent_dim=8, posterior_steps=2)
+  config.train.update(num_steps=2, batch_size=8, steps_per_dispatch=2, sync_every=2, log_every=2,
+                      eval_every=2, checkpoint_every=2)
+  config.fid.update(features=str(path), num_samples=8)
+  os.makedirs(tmp_path / 'data' / 'cifar10')
+  with tfds.testing.mock_data(num_examples=16, policy=tfds.testing.MockPolicy.USE_CODE):
+    summary = train_and_evaluate(config, str(tmp_path / 'run'))
+  assert np.isfinite(summary['fid']) and summary['fid'] > 0
 
 
 def test_bad_latent_ebm_configs_name_the_field():

@@ -7,6 +7,8 @@ K = 3 variant is ``--config.objective.num_stages=3``. The generator is an MLP he
 conv generator costs ~30x more per Langevin step on a CPU (``model.generator=conv``).
 """
 
+import ml_collections
+
 from experiments.configs import common
 
 
@@ -43,4 +45,8 @@ def get_config():
   config.train.checkpoint_every = 1000
   config.train.ema_decay = 0.99
   config.likelihood.num_samples = 0   # the prior's log Z is not needed for scores
+  # FID at the end of training: '' skips it (with a message); else a file written by
+  # jax.export (serialize()) of a feature network, images [n, H, W, C] in [-1, 1] -> [n, d]
+  # (InceptionV3 pool3 for the standard FID; not shipped).
+  config.fid = ml_collections.ConfigDict({'features': '', 'num_samples': 1000})  # num_samples >= 2
   return config
