@@ -71,7 +71,8 @@ def cell_config(config, assignment: dict, seed: int):
 
 
 def run_sweep(config, config_file, grid, *, seeds, workdir, jobs=1, overrides=(), log=print):
-  """Runs every cell x seed not yet finished; returns the aggregate."""
+  """Runs every cell x seed not yet finished (or finished with fewer steps than asked: those
+  resume); returns the aggregate."""
   import jax
   axes = parse_grid(config, grid)
   cells = [dict(zip([f for f, _ in axes], values)) for values in itertools.product(*[v for _, v in axes])]
@@ -86,7 +87,8 @@ def run_sweep(config, config_file, grid, *, seeds, workdir, jobs=1, overrides=()
                               'sweep into another --workdir')
       runs.append((assignment, seed, run_dir))
   os.makedirs(workdir, exist_ok=True)
-  pending = [r for r in runs if not os.path.exists(os.path.join(r[2], 'summary.json'))]
+  # A finished run asked for more steps resumes from its last checkpoint.
+  pending = [r for r in runs if _steps_done(r[2]) < config.train.num_steps]
   log(f'sweep: {len(cells)} cells x {seeds} seeds = {len(runs)} runs, {len(runs) - len(pending)} done')
   started = time.perf_counter()
   _execute(pending, config_file, overrides, jobs, len(runs) - len(pending), len(runs), log)
@@ -94,6 +96,14 @@ def run_sweep(config, config_file, grid, *, seeds, workdir, jobs=1, overrides=()
   result.wall_s, result.wall_measured = _wall_time(workdir, time.perf_counter() - started if pending else 0.0,
                                                    result, jobs)
   return result
+
+
+def _steps_done(run_dir) -> int:
+  path = os.path.join(run_dir, 'summary.json')
+  if not os.path.exists(path):
+    return 0
+  with open(path) as f:
+    return json.load(f)['steps']
 
 
 def _wall_time(workdir, seconds, result, jobs) -> tuple[float, bool]:
@@ -162,8 +172,9 @@ def aggregate(runs, axes, workdir) -> SweepResult:
       writer.writerow([assignment[k] for k in fields] + [seed] + [s['final'][m] for m in metrics]
                       + ([s['steps_to_tolerance']] if has_steps else []) + [f'{s["wall_time_s"]:.2f}'])
 
-  header = ([f.split('.')[-1] for f in fields] + metrics + (['steps to tolerance'] if has_steps else [])
-            + ['wall s'])
+  short = [f.split('.')[-1] for f in fields]
+  header = ([f if short.count(s) > 1 else s for f, s in zip(fields, short)] + metrics
+            + (['steps to tolerance'] if has_steps else []) + ['wall s'])
   truth = summaries[0][3]['truth']
   rows = [['truth'] + [''] * (len(fields) - 1) + [f'{truth[m]:.4g}' if m in truth else '' for m in metrics]
           + ([''] if has_steps else []) + ['']] if fields else []

@@ -1,8 +1,8 @@
 """A work directory belongs to one config: ``W/config.json`` records it, and a run of a
 different config in ``W`` is refused (unless forced) before anything is compiled or written.
 
-Fields that only say how long or where to run may change on resume: more steps, another
-device count, other logging intervals.
+Fields that only say how long or where to run may change on resume: more steps (unless a
+magnitude schedule spans the run), another device count, other logging intervals.
 """
 
 import json
@@ -44,9 +44,12 @@ def differences(workdir: str, config) -> list[str]:
   with open(path) as f:
     stored = _flat(json.load(f))
   now = config_record(config)
+  resumable = set(RESUMABLE)
+  if now.get('objective.magnitude_schedule', 'constant') != 'constant':
+    resumable.discard('train.num_steps')  # the schedule spans the run: more steps, another M(t)
   return [f'{field}: {stored.get(field, "(absent)")!r} -> {now.get(field, "(absent)")!r}'
           for field in sorted(set(stored) | set(now))
-          if field not in RESUMABLE and stored.get(field) != now.get(field)]
+          if field not in resumable and stored.get(field) != now.get(field)]
 
 
 def claim(workdir: str, config, *, force: bool = False, write: bool = True) -> None:

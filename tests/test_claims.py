@@ -68,3 +68,15 @@ def test_steps_of_runs_that_only_partly_reach_tolerance_say_so():
   assert mean_std([1000, 2000]) == '1500 ± 5e+02'
   assert mean_std([1000, None, None]) == '1000 (1 of 3; the rest never)'
   assert mean_std([None, None]) == 'never'
+
+
+def test_magnitude_rule_compares_m_equal_e_to_the_mi_with_m_100():
+  def n2ce(estimates):  # truth MI = 80 (see _summary)
+    return _sweep({(('objective.magnitude', m), ('objective.name', 'noisier_nce')): [{'mi': e}]
+                   for m, e in estimates.items()})
+  better = claims_table(None, {'mi320_n2ce': n2ce({100.0: 36.0, 5.54e34: 79.0, 1e30: 81.0})})
+  row = _row(better, '(d) N²CE needs M')
+  assert '| reproduced |' in row and 'M = 100: 55.0%' in row and 'M = 5.54e+34: 1.2%' in row
+  worse = claims_table(None, {'mi320_n2ce': n2ce({100.0: 79.0, 5.54e34: 60.0})})
+  assert 'not reproduced' in _row(worse, '(d) N²CE needs M')
+  assert '(d) N²CE needs M' not in claims_table(None, {'mi320_n2ce': n2ce({100.0: 79.0, 1e30: 60.0})})

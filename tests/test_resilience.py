@@ -146,6 +146,12 @@ def test_a_workdir_of_another_config_is_refused_unless_forced(tmp_path):
     claim(str(tmp_path), other)
   claim(str(tmp_path), other, force=True)
   claim(str(tmp_path), other)  # recorded: now it is this config's directory
+  scheduled = small_config()
+  scheduled.objective.magnitude_schedule = 'cosine'
+  claim(str(tmp_path / 'scheduled'), scheduled)
+  scheduled.train.num_steps = 500  # M(t) spans the run: more steps is another run
+  with pytest.raises(WorkdirConflict, match=r'train.num_steps: 100 -> 500'):
+    claim(str(tmp_path / 'scheduled'), scheduled)
 
 
 def test_main_refuses_another_config_before_writing_anything(tmp_path):
