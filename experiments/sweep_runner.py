@@ -160,7 +160,7 @@ def aggregate(runs, axes, workdir) -> SweepResult:
   summaries = []
   for assignment, seed, run_dir in runs:
     with open(os.path.join(run_dir, 'summary.json')) as f:
-      summaries.append((assignment, seed, run_dir, json.load(f)))
+      summaries.append((assignment, seed, run_dir, {**json.load(f), 'run_dir': run_dir}))
   metrics = summaries[0][3]['table_metrics']
   has_steps = 'steps_to_tolerance' in summaries[0][3]
   fields = [f for f, _ in axes]

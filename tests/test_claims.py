@@ -80,3 +80,23 @@ def test_magnitude_rule_compares_m_equal_e_to_the_mi_with_m_100():
   worse = claims_table(None, {'mi320_n2ce': n2ce({100.0: 79.0, 5.54e34: 60.0})})
   assert 'not reproduced' in _row(worse, '(d) N²CE needs M')
   assert '(d) N²CE needs M' not in claims_table(None, {'mi320_n2ce': n2ce({100.0: 79.0, 1e30: 60.0})})
+
+
+def test_first_step_within_half_a_nat_is_read_from_each_runs_metrics(tmp_path):
+  import json
+
+  def run(name, errors):  # one eval every 1000 steps
+    (tmp_path / name).mkdir()
+    (tmp_path / name / 'metrics.jsonl').write_text(''.join(
+        json.dumps({'step': 1000 * (i + 1), 'eval_kl_error': e}) + '\n' for i, e in enumerate(errors)))
+    return {**_summary(0, steps=None, kl=13.0), 'run_dir': str(tmp_path / name)}
+
+  results = {
+      'chasm13.3_baselines': SweepResult('', {(('objective.name', 'nce'),): [run('nce', [3, 2, 1, 0.4, 0.3])],
+                                              (('objective.name', 'nwj'),): [run('nwj', [1, 0.05])]}),
+      'chasm13.3_n2ce': SweepResult('', {(('objective.magnitude', 10.0),): [run('m10', [2, 0.45, 0.6, 0.2])],
+                                         (('objective.magnitude', 1e4),): [run('m1e4', [0.3, 0.2])]}),
+  }
+  row = _row(claims_table(None, results), '(13.3 nats, c) N²CE stays')
+  assert 'First step within 0.5 nat: NCE 4000' in row and '10: 2000, 10000: 1000' in row
+  assert "M = 10000 takes **0.25** of NCE's" in row

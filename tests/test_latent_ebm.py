@@ -75,6 +75,7 @@ def test_fid_with_an_exported_feature_network(tmp_path):
   the test images is finite and positive, and FD of a sample against itself is 0."""
   import jax
   import jax.numpy as jnp
+
   from experiments.latent_ebm import load_features
   from nnce_jax.fid import feature_distance
   projection = jax.random.normal(jax.random.PRNGKey(0), (32 * 32 * 3, 6))
