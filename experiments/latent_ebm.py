@@ -86,17 +86,22 @@ def build(config) -> Task:
   test = images.image_batches(test_source, batch_size=num_test, seed=config.seed, shuffle=False,
                               dequantize=False, image_size=config.data.image_size)[0]
   x_test, labels = jnp.asarray(test['image']), np.asarray(test['label'])
-  score = jax.jit(lambda params, key: model.anomaly_score(key, params, x_test))
+  score = jax.jit(lambda params, key: model.anomaly_scores(key, params, x_test))
   reconstruct = jax.jit(lambda params, key: model.generator.apply(
       params['generator'], model.sample_posterior(key, params, x_test[:64])))
   eval_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
 
   def eval_fn(params):
-    scores = np.asarray(score(params, eval_key))
+    scores = {k: np.asarray(v) for k, v in score(params, eval_key).items()}
     mse = float(jnp.mean(jnp.square(reconstruct(params, eval_key) - x_test[:64])))
-    metrics = {'test_mean_squared_error': mse, 'mean_score': float(np.mean(scores))}
+    metrics = {'test_mean_squared_error': mse, 'mean_score': float(np.mean(scores['joint']))}
     if config.data.anomaly_digit >= 0:
-      metrics['auprc'] = average_precision(scores, labels == config.data.anomaly_digit)
+      anomalous = labels == config.data.anomaly_digit
+      metrics['auprc'] = average_precision(scores['joint'], anomalous)
+      # The terms alone: the prior term is where NCE and N²CE differ.
+      metrics['auprc_prior'] = average_precision(scores['prior'], anomalous)
+      metrics['auprc_reconstruction'] = average_precision(scores['reconstruction'], anomalous)
+      metrics['positive_rate'] = float(np.mean(anomalous))  # AUPRC of a random score
     return metrics
 
   def report(params, workdir):

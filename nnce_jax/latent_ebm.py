@@ -117,8 +117,16 @@ class LatentEBM:
     importance-sampled ``log p(x)`` needs thousands of generator calls per image. The prior's
     ``log Z`` is shared by all images and left out.
     """
+    return self.anomaly_scores(key, params, x, num_steps)['joint']
+
+  def anomaly_scores(self, key, params, x, num_steps: int | None = None) -> dict:
+    """At one short-run posterior sample ``z``: ``joint = -log p(x, z)`` (:meth:`anomaly_score`)
+    and its two terms, ``reconstruction = -log p(x | z)`` and ``prior = -log p(z)``, each ``[B]``.
+    The terms tell whether the learned prior, the only part the objectives differ in, ranks
+    anomalies at all."""
     z = self.sample_posterior(key, params, x, num_steps)
-    return -self.log_joint(params, x, z)
+    reconstruction, prior = -self.log_likelihood(params, x, z), -self.prior_log_density(params, z)
+    return {'joint': reconstruction + prior, 'reconstruction': reconstruction, 'prior': prior}
 
   def sample_prior(self, key, params, num_samples: int, num_proposals: int = 10_000):
     """``z ~ p(z)`` by importance resampling from ``N(0, I)``: ``[n, d_z]``."""

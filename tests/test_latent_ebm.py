@@ -51,6 +51,10 @@ def test_learns_digits_and_scores_an_anomaly(data_dir, tmp_path):
   # Reconstructions beat the mean image (0.28 per pixel) by far: 0.11 measured at 300 steps.
   assert summary['final']['test_mean_squared_error'] < 0.6 * np.mean(x.var(0))
   assert 0.0 < summary['final']['auprc'] <= 1.0 and summary['truth']['auprc'] == 0.910
+  labels = np.array([source[i]['label'] for i in range(len(source))])
+  assert summary['final']['positive_rate'] == pytest.approx(np.mean(labels[:config.data.num_test] == 1))
+  for term in ('auprc_prior', 'auprc_reconstruction'):
+    assert 0.0 < summary['final'][term] <= 1.0
   for png in ('samples.png', 'reconstructions.png'):
     assert os.path.getsize(tmp_path / png) > 0
 
