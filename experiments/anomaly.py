@@ -80,9 +80,9 @@ def score_terms(summary) -> dict:
 
 
 def terms_table(terms, digits) -> str:
-  header = ['objective', 'joint -log p(x, z)', 'reconstruction -log p(x | z)', 'prior -log p(z)',
+  header = ['objective', 'joint -log p(x, z)', 'reconstruction -log p(x \\| z)', 'prior -log p(z)',
             'random score']
-  rows = [[label] + [f'{np.mean([t[key] for d in digits for t in terms[variant, d]]):.3f}'
+  rows = [[label] + [f'{np.mean([t[key] for d in digits for t in terms[variant, d]]):.4f}'
                      for key in ('auprc', 'auprc_reconstruction', 'auprc_prior', 'positive_rate')]
           for variant, (label, _, _) in VARIANTS.items()]
   return ('\n## Which term of the score ranks the anomalies\n\nMean AUPRC over the held-out digits and '
@@ -96,7 +96,7 @@ def anomaly_table(auprc, digits, seeds, wall, quick, overrides) -> str:
       f'{label} (paper)' for label, _, _ in VARIANTS.values()]
   rows = [[str(d)] + [mean_std(auprc[v, d]) for v in VARIANTS]
           + [f'{PAPER_AUPRC[v][d]:.3f}' for v in VARIANTS] for d in digits]
-  rows.append(['mean'] + [f'{np.mean([np.mean(auprc[v, d]) for d in digits]):.3f}' for v in VARIANTS]
+  rows.append(['mean'] + [f'{np.mean([np.mean(auprc[v, d]) for d in digits]):.4f}' for v in VARIANTS]
               + [f'{np.mean([PAPER_AUPRC[v][d] for d in digits]):.3f}' for v in VARIANTS])
   command = 'python -m experiments.anomaly' + (' --quick' if quick else '') + ''.join(
       f' --override={o.removeprefix("--config.")}' for o in overrides if o not in QUICK)
