@@ -6,9 +6,21 @@ on 2 cores when too many steps are in flight; the engine syncs, the timeout is a
 
 import os
 
+import pytest
+
 os.environ['XLA_FLAGS'] = ' '.join([
     os.environ.get('XLA_FLAGS', ''),
     '--xla_force_host_platform_device_count=4',
     '--xla_cpu_collective_call_terminate_timeout_seconds=6',
 ]).strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+
+
+@pytest.fixture(scope='session')
+def data_dir(tmp_path_factory):
+  """mnist5k and sklearn_digits built offline once for the session (about a second each)."""
+  from nnce_jax.data import builders  # after the XLA flags above
+  path = str(tmp_path_factory.mktemp('tfds'))
+  builders.prepare('mnist5k', path)
+  builders.prepare('sklearn_digits', path)
+  return path

@@ -8,15 +8,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from nnce_jax.data import builders, images
-
-
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp('tfds'))
-  builders.prepare('mnist5k', path)
-  builders.prepare('sklearn_digits', path)
-  return path
+from nnce_jax.data import images
 
 
 def test_mnist5k_holds_mlxtends_digits_split_400_100_per_class(data_dir):

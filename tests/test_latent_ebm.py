@@ -9,16 +9,8 @@ import tensorflow_datasets as tfds
 from experiments.config_checks import ConfigError, check_config
 from experiments.configs import celeba_lebm, cifar10_lebm, mnist_lebm, svhn_lebm
 from experiments.train import fit, train_and_evaluate
-from nnce_jax.data import builders, images
+from nnce_jax.data import images
 from tests.helpers import leaves
-
-
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp('tfds'))
-  builders.prepare('mnist5k', path)
-  builders.prepare('sklearn_digits', path)
-  return path
 
 
 def small_lebm(data_dir, num_steps, **overrides):
