@@ -15,7 +15,7 @@ def build(config) -> Task:
   target = noise.isotropic_gaussian(1, scale=sigma)
   _, x_test, y_test, sample_data = fixed_samples(config, target, base)
 
-  model, params, loss_fn = ratio_parts(config, base, sample_data, dim=1)
+  model, params, loss_fn, sample_batch = ratio_parts(config, base, sample_data, dim=1)
   kl = closed_form.gaussian_kl(0.0, sigma**2, 0.0, 1.0)
   true_log_ratio = lambda x: target.log_prob(x) - base.log_prob(x)  # noqa: E731
 
@@ -35,4 +35,5 @@ def build(config) -> Task:
 
   return Task(model, params, loss_fn, eval_fn, truth={'kl': kl, 'kl_error': 0.0},
               table_metrics=('kl', 'kl_error', 'log_ratio_mse_data'),
-              tolerance_metric='kl_error', tolerance=config.data.tolerance, report=report)
+              tolerance_metric='kl_error', tolerance=config.data.tolerance, report=report,
+              sample_batch=sample_batch)

@@ -35,10 +35,10 @@ def build(config) -> Task:
   y_eval = base.sample(noise_key, (config.data.num_test,))
   mle_mean, mle_cov = (jnp.asarray(a, jnp.float32) for a in closed_form.gaussian_mle(x_train))
 
-  def sample_data(key):
-    return x_train[jax.random.randint(key, (), 0, config.data.num_train)]
+  def sample_data(key, n):
+    return x_train[jax.random.randint(key, (n,), 0, config.data.num_train)]
 
-  model, params, loss_fn = ratio_parts(config, base, sample_data, dim=d)
+  model, params, loss_fn, sample_batch = ratio_parts(config, base, sample_data, dim=d)
   objective = make_objective(config)
   kl = closed_form.gaussian_kl(true_mean, true_cov, np.zeros(d), np.eye(d))
 
@@ -73,4 +73,4 @@ def build(config) -> Task:
 
   return Task(model, params, loss_fn, eval_fn, truth,
               table_metrics=('param_error', 'param_error_mle', 'kl_error')
-              + (('grad_cosine_mle',) if d == 2 else ()), report=report)
+              + (('grad_cosine_mle',) if d == 2 else ()), report=report, sample_batch=sample_batch)

@@ -68,7 +68,8 @@ def build(config) -> Task:
       num_stages=config.objective.num_stages, observation_std=m.observation_std,
       posterior_steps=m.posterior_steps, posterior_step_size=m.posterior_step_size)
   params = model.init(jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))
-  loss_fn = model.make_loss(make_objective(config), config.objective.num_stages)
+  objective = make_objective(config)
+  loss_fn = model.make_loss(objective)
 
   # Each process reads its shard and its slice of every global batch (multi-host ready).
   per_process = config.train.batch_size // jax.process_count()
@@ -132,7 +133,7 @@ def build(config) -> Task:
     truth['auprc'] = PAPER_AUPRC[variant][digit]  # the paper's, on all of MNIST: a reference
   metrics = ('auprc', 'test_mean_squared_error') if digit >= 0 else ('test_mean_squared_error',)
   return Task(model, params, loss_fn, eval_fn, truth, table_metrics=metrics, report=report,
-              batches_for=batches_for)
+              batches_for=batches_for, sample_batch=model.make_sampler(objective))
 
 
 def load_features(path: str):

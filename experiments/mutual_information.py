@@ -26,7 +26,7 @@ def build(config) -> Task:
   target = noise.Gaussian.from_covariance(jnp.zeros(d), jnp.asarray(covariance, jnp.float32))
   _, x_test, y_test, sample_data = fixed_samples(config, target, base)
 
-  model, params, loss_fn = ratio_parts(config, base, sample_data, dim=d)
+  model, params, loss_fn, sample_batch = ratio_parts(config, base, sample_data, dim=d)
   exact = -0.25 * d * np.log(1.0 - rho**2)  # = mi up to float rounding
   true_log_ratio = lambda x: target.log_prob(x) - base.log_prob(x)  # noqa: E731
 
@@ -42,4 +42,5 @@ def build(config) -> Task:
 
   return Task(model, params, loss_fn, eval_fn, truth={'mi': exact, 'mi_error': 0.0},
               table_metrics=('mi', 'mi_error', 'log_ratio_mse_data'),
-              tolerance_metric='mi_error', tolerance=config.data.tolerance * exact, report=report)
+              tolerance_metric='mi_error', tolerance=config.data.tolerance * exact, report=report,
+              sample_batch=sample_batch)

@@ -20,8 +20,9 @@ class Task:
   eval metrics where known; ``table_metrics`` are compared across objectives; when
   ``tolerance_metric`` is set, the summary reports the first step after which it stays
   below ``tolerance``; ``report(params, workdir) -> dict`` makes plots and extra results;
-  ``batches_for(step) -> [steps_per_dispatch, B, ...]`` gives the training batches (default:
-  example ids, from which the loss draws its own samples).
+  ``batches_for(step) -> [steps_per_dispatch, B, ...]`` gives host inputs (images; default
+  none) and ``sample_batch(key, inputs) -> batch`` draws each step's global batch from them
+  (:func:`nnce_jax.train.make_train_step`).
   """
   model: nn.Module
   init_params: Any
@@ -33,6 +34,7 @@ class Task:
   tolerance: float = 0.0
   report: Callable[[Any, str], dict] = lambda params, workdir: {}
   batches_for: Callable[[int], Any] | None = None
+  sample_batch: Callable | None = None
 
 
 def make_model(config, base) -> nn.Module:
@@ -57,13 +59,16 @@ def make_optimizer(config) -> optax.GradientTransformation:
 
 
 def ratio_parts(config, base, sample_data, dim: int):
-  """The model, its initial params and the training loss of a ratio-estimation task."""
+  """The model, its initial params, the training loss and the batch sampler of a
+  ratio-estimation task; ``sample_data(key, n) -> [n, d]``."""
   model = make_model(config, base)
   init_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
   params = model.init(init_key, jnp.zeros((1, dim)))
-  loss_fn = estimation.make_ratio_loss(model.apply, sample_data, base, make_objective(config),
-                                       config.objective.num_stages)
-  return model, params, loss_fn
+  objective = make_objective(config)
+  loss_fn = estimation.make_ratio_loss(model.apply, objective)
+  sample_batch = estimation.make_ratio_sampler(sample_data, base, objective.noise_per_data,
+                                               config.train.batch_size)
+  return model, params, loss_fn, sample_batch
 
 
 def log_ratio(model: nn.Module, params, x) -> jax.Array:
@@ -95,14 +100,14 @@ def exact_log_z(config, params) -> float | None:
 
 def fixed_samples(config, target, base):
   """Training set, held-out data and held-out noise of a task with a sampleable target, and
-  ``sample_data(key) -> [d]``, one training point chosen uniformly."""
+  ``sample_data(key, n) -> [n, d]``, training points chosen uniformly."""
   train_key, test_key, noise_key = data_keys(config)
   x_train = target.sample(train_key, (config.data.num_train,))
   x_test = target.sample(test_key, (config.data.num_test,))
   y_test = base.sample(noise_key, (config.data.num_test,))
 
-  def sample_data(key):
-    return x_train[jax.random.randint(key, (), 0, config.data.num_train)]
+  def sample_data(key, n):
+    return x_train[jax.random.randint(key, (n,), 0, config.data.num_train)]
 
   return x_train, x_test, y_test, sample_data
 

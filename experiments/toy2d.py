@@ -19,10 +19,10 @@ def build(config) -> Task:
   base = noise.DiagonalGaussian(jnp.mean(fit, 0), jnp.std(fit, 0))  # q0 fitted to the data
   x_test = toy2d.sample(name, test_key, config.data.num_test)
 
-  def sample_data(key):
-    return toy2d.sample(name, key, 1)[0]
+  def sample_data(key, n):
+    return toy2d.sample(name, key, n)
 
-  model, params, loss_fn = ratio_parts(config, base, sample_data, dim=2)
+  model, params, loss_fn, sample_batch = ratio_parts(config, base, sample_data, dim=2)
   axis = jnp.linspace(-limit, limit, size)
   grid = jnp.stack(jnp.meshgrid(axis, axis, indexing='xy'), -1).reshape(-1, 2)
   log_cell = 2 * jnp.log(axis[1] - axis[0])
@@ -68,4 +68,4 @@ def build(config) -> Task:
 
   noise_nll = float(-jnp.mean(base.log_prob(x_test)))
   return Task(model, params, loss_fn, eval_fn, truth={'noise_nll': noise_nll, 'log_z': 0.0},
-              table_metrics=('test_nll', 'log_z'), report=report)
+              table_metrics=('test_nll', 'log_z'), report=report, sample_batch=sample_batch)

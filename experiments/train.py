@@ -6,7 +6,6 @@ import os
 import time
 
 import jax
-import numpy as np
 
 from experiments import density_chasm, gaussian, latent_ebm, mutual_information, toy2d
 from experiments.config_checks import check_config
@@ -41,7 +40,8 @@ def fit(config, workdir: str) -> tuple[engine.TrainState, Task]:
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0)
   state = engine.create_train_state(task.init_params, tx, rng)
   train_step = engine.make_train_step(task.loss_fn, tx, config.train.ema_decay,
-                                      skip_nonfinite=config.train.on_nonfinite == 'skip')
+                                      skip_nonfinite=config.train.on_nonfinite == 'skip',
+                                      sample_batch=task.sample_batch)
 
   os.makedirs(workdir, exist_ok=True)
   manager = checkpoint.make_manager(os.path.join(workdir, 'checkpoints'), config.train.max_checkpoints)
@@ -52,14 +52,8 @@ def fit(config, workdir: str) -> tuple[engine.TrainState, Task]:
   is_main = jax.process_index() == 0
   writer = MetricWriter(workdir, resume_step=int(state.step)) if is_main else None
 
-  # Synthetic tasks draw each example from its id; a process feeds its slice of the ids.
-  per_process = config.train.batch_size // jax.process_count()
-  first_id = jax.process_index() * per_process
-  example_ids = np.tile(np.arange(first_id, first_id + per_process, dtype=np.int32),
-                        (config.train.steps_per_dispatch, 1))
-  batches_for = task.batches_for or (lambda _: example_ids)
   try:
-    state, _ = engine.train(state, train_step, parallel=parallel, batches_for=batches_for,
+    state, _ = engine.train(state, train_step, parallel=parallel, batches_for=task.batches_for,
                             config=config.train, eval_fn=task.eval_fn, manager=manager, writer=writer)
   finally:
     if writer:

@@ -1,8 +1,12 @@
 """The density-ratio estimation loss: data, noise, waymarks, model and objective in one.
 
-Randomness is keyed per *example*: example ``i`` of the global batch draws its data point
-and its noise from ``fold_in(step_key, i)``, so the global batch, and hence the result, does
-not depend on how many devices share it.
+A training batch is ``{'data': [B, d], 'noise': [B, nu, d]}``: row ``i`` of ``noise`` holds
+the ``nu`` noise points of data point ``i`` (flattened, noise point ``j`` of data point ``i``
+is row ``i * nu + j``, the layout every objective of :mod:`nnce_jax.objectives` reads). The
+batch is drawn for the *global* batch from one key per step (:func:`make_ratio_sampler`),
+under ``jit`` with the batch axis sharded over devices: JAX's partitionable threefry gives
+every element the same value whatever the sharding, so the result does not depend on the
+number of devices, and each device generates only its own shard.
 """
 
 from collections.abc import Callable
@@ -15,52 +19,62 @@ from nnce_jax import noise as noise_lib
 from nnce_jax.objectives import Objective
 
 LogRatioFn = Callable[[object, jax.Array], jax.Array]  # (params, x [b, d]) -> [b, K]
+SampleData = Callable[[jax.Array, int], jax.Array]  # (key, n) -> [n, d]
 
 
-def make_ratio_loss(log_ratio_fn: LogRatioFn, sample_data: Callable[[jax.Array], jax.Array],
-                    noise, objective: Objective, num_stages: int = 1):
-  """Returns ``loss_fn(params, rng, example_ids, step) -> (loss, metrics)`` for one shard.
+def make_ratio_sampler(sample_data: SampleData, noise, noise_per_data: int, batch_size: int):
+  """Returns ``sample_batch(key, inputs=None) -> {'data': [B, d], 'noise': [B, nu, d]}``.
 
-  For each global example id ``i`` in ``example_ids [b]``: ``x_i = sample_data(key_i)``
-  (``[d]``) and ``nu = objective.noise_per_data`` noise points ``y ~ q0``, then
-  :func:`ratio_loss` of those samples.
+  ``x = sample_data(data_key, B)`` and ``y ~ noise.sample(noise_key, (B, nu))``, ``nu =
+  noise_per_data`` (``objective.noise_per_data``). ``inputs`` is ignored: synthetic tasks
+  need no host data.
   """
-  nu = objective.noise_per_data
 
-  def loss_fn(params, rng, example_ids, step=0):
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(rng, example_ids)
-    data_keys, noise_keys = jnp.unstack(jax.vmap(jax.random.split)(keys), axis=1)
-    x_data = jax.vmap(sample_data)(data_keys)                           # [b, d]
-    x_noise = jax.vmap(lambda k: noise.sample(k, (nu,)))(noise_keys)    # [b, nu, d]
-    x_noise = jnp.swapaxes(x_noise, 0, 1).reshape(-1, x_data.shape[-1])  # noise j of each i
-    return ratio_loss(log_ratio_fn, params, x_data, x_noise, objective, num_stages, step)
+  def sample_batch(key, inputs=None):
+    del inputs
+    data_key, noise_key = jax.random.split(key)
+    return {'data': sample_data(data_key, batch_size),
+            'noise': noise.sample(noise_key, (batch_size, noise_per_data))}
+
+  return sample_batch
+
+
+def make_ratio_loss(log_ratio_fn: LogRatioFn, objective: Objective):
+  """Returns ``loss_fn(params, rng, batch, step) -> (loss, metrics)``: :func:`ratio_loss` of a
+  batch of :func:`make_ratio_sampler` (one device's shard of it)."""
+
+  def loss_fn(params, rng, batch, step=0):
+    del rng  # the batch carries all the randomness
+    return ratio_loss(log_ratio_fn, params, batch['data'], batch['noise'], objective, step)
 
   return loss_fn
 
 
-def ratio_loss(log_ratio_fn: LogRatioFn, params, x_data, x_noise, objective: Objective,
-               num_stages: int = 1, step=0):
-  """The objective on data ``x_data [b, d]`` against noise ``x_noise [b * nu, d]`` (row
-  ``j * b + i`` is noise point ``j`` of data point ``i``), telescoped over ``K`` stages.
+def ratio_loss(log_ratio_fn: LogRatioFn, params, x_data, x_noise, objective: Objective, step=0):
+  """The objective on data ``x_data [b, d]`` against noise ``x_noise [b, nu, d]`` (row ``i``:
+  the noise of data point ``i``), telescoped over the ``K`` heads of ``log_ratio_fn``.
 
-  Waymark ``k`` pairs each noise point with its data point (the data tiled ``nu`` times)
-  and mixes them with ``a_k = k / K``; stage ``k`` contrasts waymark ``k-1`` (its first
-  ``b`` points: the batch's own data) against waymark ``k`` (all ``b * nu``):
+  ``K`` is read off the model (its last output axis), so it has one source. Waymark ``k``
+  mixes each noise point with its own data point, ``a_k = k / K``; stage ``k`` contrasts
+  waymark ``k-1`` (for ``k > 1``: the mixtures of each data point with its first noise
+  point) against waymark ``k`` (all ``b * nu``):
 
       loss = objective.loss([s_k(x_{k-1})]_k  [K, b],  [s_k(x_k)]_k  [K, b * nu])
 
   ``K = 1`` is plain data against noise. Returns ``(loss, {'loss', *diagnostics})``.
   """
-  chex.assert_rank([x_data, x_noise], 2)
-  b = x_data.shape[0]
-  nu = x_noise.shape[0] // b
-  chex.assert_shape(x_noise, (b * nu, x_data.shape[1]))
+  chex.assert_rank([x_data, x_noise], [2, 3])
+  b, nu, d = x_noise.shape
+  chex.assert_shape(x_data, (b, d))
+  s_at_data = log_ratio_fn(params, x_data)                              # [b, K]
+  num_stages = s_at_data.shape[-1]
   mixing = noise_lib.linear_mixing_schedule(num_stages)
-  paired_data = jnp.tile(x_data, (nu, 1))
-  waymarks = [x_data] + [noise_lib.linear_mixing_waymark(paired_data, x_noise, mixing[k])
-                         for k in range(1, num_stages)] + [x_noise]
-  log_ratios = [log_ratio_fn(params, w) for w in waymarks]             # each [*, K]
-  s_data = jnp.stack([log_ratios[k][:b, k] for k in range(num_stages)])
+  flat_noise = x_noise.reshape(b * nu, d)
+  paired_data = jnp.repeat(x_data, nu, axis=0)                         # row i * nu + j: data i
+  inner = [noise_lib.linear_mixing_waymark(paired_data, flat_noise, mixing[k]) for k in range(1, num_stages)]
+  log_ratios = [s_at_data] + [log_ratio_fn(params, w) for w in inner] + [log_ratio_fn(params, flat_noise)]
+  # Stage k's "data": waymark k-1 at each data point's first noise pairing (rows i * nu).
+  s_data = jnp.stack([s_at_data[:, 0]] + [log_ratios[k][::nu, k] for k in range(1, num_stages)])
   s_noise = jnp.stack([log_ratios[k + 1][:, k] for k in range(num_stages)])
   chex.assert_shape([s_data, s_noise], [(num_stages, b), (num_stages, b * nu)])
   loss, diagnostics = objective.loss(s_data, s_noise, step)

@@ -135,24 +135,34 @@ class LatentEBM:
     z, _ = sampling.sampling_importance_resampling(key, log_ratio, base, num_proposals, num_samples)
     return z
 
-  def make_loss(self, objective: objectives.Objective, num_stages: int):
-    """``loss_fn(params, rng, batch, step) -> (loss, metrics)`` on ``batch['image'] [b, H, W, C]``:
+  def make_sampler(self, objective: objectives.Objective):
+    """``sample_batch(key, inputs) -> {'image': [B, H, W, C], 'noise': [B, nu, d_z]}``: the
+    host images with the prior's noise ``y ~ N(0, I)``, drawn for the global batch."""
+    base = noise.isotropic_gaussian(self.latent_dim)
+
+    def sample_batch(key, inputs):
+      images = inputs['image']
+      return {'image': images, 'noise': base.sample(key, (images.shape[0], objective.noise_per_data))}
+
+    return sample_batch
+
+  def make_loss(self, objective: objectives.Objective):
+    """``loss_fn(params, rng, batch, step) -> (loss, metrics)`` on a batch of
+    :meth:`make_sampler` (``image [b, H, W, C]``, ``noise [b, nu, d_z]``):
 
         loss = mean_i ||x_i - g(z_i)||^2 / (2 sigma^2)  +  objective(s(z) vs s(y)),
-        z_i ~ p(z | x_i) (stopped),  y ~ N(0, I)  ([b * nu, d_z])
+        z_i ~ p(z | x_i) (stopped),  y the batch's noise
+
+    The prior's number of telescoping stages is its number of heads.
     """
-    base = noise.isotropic_gaussian(self.latent_dim)
-    nu = objective.noise_per_data
 
     def loss_fn(params, rng, batch, step=0):
       x = batch['image']
       chex.assert_rank(x, 4)
-      posterior_key, noise_key = jax.random.split(rng)
-      z = jax.lax.stop_gradient(self.sample_posterior(posterior_key, jax.lax.stop_gradient(params), x))
+      z = jax.lax.stop_gradient(self.sample_posterior(rng, jax.lax.stop_gradient(params), x))
       reconstruction = -jnp.mean(self.log_likelihood(params, x, z))
-      y = base.sample(noise_key, (x.shape[0] * nu,))
       prior_loss, diagnostics = estimation.ratio_loss(
-          lambda p, v: self.prior.apply(p['prior'], v), params, z, y, objective, num_stages, step)
+          lambda p, v: self.prior.apply(p['prior'], v), params, z, batch['noise'], objective, step)
       loss = reconstruction + prior_loss
       return loss, {**diagnostics, 'loss': loss, 'prior_loss': prior_loss,
                     'reconstruction_nll': reconstruction,

@@ -5,9 +5,10 @@ with ``lax.pmean(..., 'data')``. Both backends run that same body over the same 
 and give the same numbers; ``shard_map`` is the default (``pmap`` is in maintenance mode
 since JAX 0.8 and is itself built on ``jit`` + ``shard_map``).
 
-Batches are stacked per dispatch: ``[steps_per_dispatch, batch, ...]``, split over devices
-along axis 1. With several processes (multi-host) each passes only its own slice of the
-global batch, and the mesh spans the devices of all of them. The state is replicated.
+A step's global batch is drawn under ``jit`` and split over devices along its first axis;
+host inputs (images) are stacked per dispatch, ``[steps_per_dispatch, batch, ...]``, and
+split along axis 1. With several processes (multi-host) each passes only its own slice of
+the host inputs, and the mesh spans the devices of all of them. The state is replicated.
 """
 
 import os
@@ -45,24 +46,57 @@ class DataParallel:
     self.mesh = Mesh(np.array(self.devices), (AXIS,))
     self._replicated = NamedSharding(self.mesh, P())
     self._batch_sharding = NamedSharding(self.mesh, P(None, AXIS))
-    self._device_sharding = NamedSharding(self.mesh, P(AXIS))  # pmap's leading device axis
+    self._device_sharding = NamedSharding(self.mesh, P(AXIS))  # a step's batch; pmap's device axis
+    self._compiled = {}
 
   @property
   def num_devices(self) -> int:
     return len(self.devices)
 
-  def compile(self, step_body: Callable) -> Callable:
-    """``step_body(state, batches) -> (state, metrics)`` -> a compiled global step.
+  def compile(self, train_step, steps_per_dispatch: int = 1) -> Callable:
+    """A :class:`~nnce_jax.train.TrainStep` -> ``dispatch(state, inputs) -> (state, metrics)``.
 
-    The returned function takes the placed state and batches and returns the new placed
-    state (the old one is donated) and the metrics of device 0 (equal on all devices).
+    One dispatch runs ``steps_per_dispatch`` steps (a ``lax.scan``); ``inputs`` are their host
+    inputs ``[steps, B, ...]`` placed by :meth:`put_batch`, or ``None``. Each step draws its
+    global batch with ``train_step.sample`` under ``jit`` and hands every device its shard
+    of it. The placed state is donated; the metrics, ``[steps]`` each, are equal on all devices.
+    Compiled once per ``(train_step, steps_per_dispatch)``: a second run reuses it.
     """
-    if self.backend == 'pmap':
-      stepped = jax.pmap(step_body, axis_name=AXIS, devices=self.devices, donate_argnums=0)
-      return lambda state, batches: _first_metrics(stepped(state, batches))
-    stepped = jax.shard_map(step_body, mesh=self.mesh, in_specs=(P(), P(None, AXIS)),
-                            out_specs=(P(), P()))
-    return jax.jit(stepped, donate_argnums=0)
+    key = (train_step, steps_per_dispatch)
+    if key not in self._compiled:
+      compile_for = self._compile_pmap if self.backend == 'pmap' else self._compile_shard_map
+      self._compiled[key] = compile_for(train_step, steps_per_dispatch)
+    return self._compiled[key]
+
+  def _compile_shard_map(self, train_step, steps_per_dispatch: int) -> Callable:
+    update = jax.shard_map(train_step.update, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
+
+    def one_step(state, inputs):
+      batch = jax.lax.with_sharding_constraint(train_step.sample(state, inputs), self._device_sharding)
+      return update(state, batch)
+
+    def dispatch(state, inputs):
+      return jax.lax.scan(one_step, state, inputs, length=steps_per_dispatch)
+
+    return jax.jit(dispatch, donate_argnums=0)
+
+  def _compile_pmap(self, train_step, steps_per_dispatch: int) -> Callable:
+    """The same steps under ``pmap``: the batches of a dispatch are drawn first (one ``jit``,
+    from device 0's copy of the state) and laid out ``[devices, steps, B / devices, ...]``."""
+    d = self.num_devices
+
+    @jax.jit
+    def sample_all(state, inputs):
+      state = jax.tree.map(lambda x: x[0], state)
+      offsets = jnp.arange(steps_per_dispatch, dtype=state.step.dtype)
+      batches = jax.vmap(lambda i, x: train_step.sample(state.replace(step=state.step + i), x),
+                         in_axes=(0, None if inputs is None else 0))(offsets, inputs)
+      per_device = lambda x: jnp.swapaxes(x.reshape(x.shape[0], d, -1, *x.shape[2:]), 0, 1)  # noqa: E731
+      return jax.lax.with_sharding_constraint(jax.tree.map(per_device, batches), self._device_sharding)
+
+    scanned = jax.pmap(lambda state, batches: jax.lax.scan(train_step.update, state, batches),
+                       axis_name=AXIS, devices=self.devices, donate_argnums=0)
+    return lambda state, inputs: _first_metrics(scanned(state, sample_all(state, inputs)))
 
   def put_state(self, state):
     """Replicates a (host or single-device) state over the devices, one fresh copy per leaf.
@@ -98,18 +132,15 @@ class DataParallel:
     return jax.device_get(self.get_state(state))
 
   def put_batch(self, batches):
-    """Shards ``[steps, batch, ...]`` arrays along the batch axis: the global batch in one
-    process, this process's slice of it (in process order) in several."""
+    """Shards host inputs ``[steps, batch, ...]`` along the batch axis: the global batch in
+    one process, this process's slice of it (in process order) in several."""
     if jax.process_count() > 1:
       def global_array(x):
         shape = (x.shape[0], x.shape[1] * jax.process_count(), *x.shape[2:])
         return jax.make_array_from_process_local_data(self._batch_sharding, np.asarray(x), shape)
       return jax.tree.map(global_array, batches)
-    if self.backend == 'pmap':
-      d = self.num_devices
-      return jax.tree.map(
-          lambda x: np.swapaxes(np.asarray(x).reshape(x.shape[0], d, -1, *x.shape[2:]), 0, 1),
-          batches)
+    if self.backend == 'pmap':  # sample_all lays the batch out per device
+      return jax.device_put(batches, self._replicated)
     return jax.device_put(batches, self._batch_sharding)
 
 
