@@ -1,0 +1,176 @@
+"""Density-ratio estimation from your own samples in one call: :func:`fit_ratio`.
+
+    from nnce_jax import fit, noise
+    base = noise.isotropic_gaussian(2)
+    result = fit.fit_ratio(samples, base, objective='noisier_nce', magnitude=100.0)
+    result.log_ratio(x)                      # log q*/q0 at x [n, d] -> [n]
+    result.kl, result.kl_std_error           # KL(q* || q0) on held-out samples
+    result.log_normalizer['optimal_bridge']  # log Z of exp(s) q0, with its standard error
+
+It runs the library's engine (every local device, ``jit`` + ``shard_map``, Orbax checkpoints
+when ``checkpoint_dir`` is given, so a second call with the same directory resumes) and
+does no other file I/O.
+"""
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import linen as nn
+from ml_collections import ConfigDict
+
+from nnce_jax import checkpoint, estimation, models, normalizers, objectives
+from nnce_jax import train as engine
+from nnce_jax.parallel import DataParallel
+
+MODELS = ('mlp', 'gaussian')
+
+
+@dataclasses.dataclass(frozen=True)
+class RatioFit:
+  """A fitted log ratio ``s = log q*/q0`` and what it implies.
+
+  ``kl`` is ``E_q*[s]`` over held-out samples (``kl_std_error = std(s) / sqrt(n)``; for
+  ``ranking_nce``, whose ``s`` is known up to a constant, ``s`` is first normalised by the
+  optimal-bridge ``log Z``). ``log_normalizer`` holds ``log Z`` of ``exp(s) q0`` by every
+  estimator of :mod:`nnce_jax.normalizers`, with held-out data standing in for samples of
+  the model (right when the model fits; importance sampling uses the noise alone); near 0
+  for a self-normalised fit. ``history`` is ``[{'step', 'kl'}]`` during training.
+  """
+  model: nn.Module
+  params: Any
+  kl: float
+  kl_std_error: float
+  log_normalizer: dict[str, normalizers.LogNormalizer]
+  history: list[dict]
+  _log_ratio: Callable = dataclasses.field(repr=False)
+
+  def log_ratio(self, x) -> jax.Array:
+    """``log q*/q0 (x)``: ``[n, d] -> [n]``, the sum of the telescoping stages."""
+    return self._log_ratio(self.params, jnp.asarray(x))
+
+
+def _check(condition: bool, message: str):
+  if not condition:
+    raise ValueError(message)
+
+
+def fit_ratio(data: jax.Array | Callable[[jax.Array, int], jax.Array], noise, *,
+              objective: str = 'noisier_nce', magnitude: float = 100.0, num_stages: int = 1,
+              noise_ratio: int = 1, num_candidates: int = 2, l2_penalty: float = 0.0,
+              model: str | nn.Module = 'mlp', hidden: tuple[int, ...] = (128, 128),
+              num_steps: int = 2000, batch_size: int = 512, learning_rate: float = 1e-3,
+              ema_decay: float = 0.99, held_out: float | int = 0.1, num_eval: int = 10_000,
+              eval_every: int = 0, steps_per_dispatch: int = 10, seed: int = 0,
+              checkpoint_dir: str | None = None, devices=None) -> RatioFit:
+  """Fits ``s(x) = log q*(x) / q0(x)`` by noise-contrastive estimation.
+
+  Args:
+    data: samples of ``q*``, ``[n, d]`` (a ``held_out`` fraction, or count, is kept for
+      evaluation: a float is a fraction, an int a count), or a sampler ``(key, n) -> [n, d]`` (fresh samples are drawn for evaluation).
+    noise: ``q0``, anything with ``sample(key, shape) -> [*shape, d]`` and ``log_prob(x)``,
+      e.g. from :mod:`nnce_jax.noise`.
+    objective: ``nce`` | ``noisier_nce`` | ``nwj`` | ``ranking_nce``; ``magnitude`` is
+      N^2CE's ``M``, ``noise_ratio`` NCE's ``nu`` (real noise samples per data point),
+      ``num_candidates`` ranking NCE's ``N``, ``num_stages`` the telescoping ``K``.
+    model: ``mlp`` (:class:`~nnce_jax.models.MLPRatio` with ``hidden`` widths), ``gaussian``
+      (:class:`~nnce_jax.models.GaussianRatio`, exact for Gaussian data and noise), or any
+      Flax module ``x [b, d] -> stage log ratios [b, K]``.
+    num_steps, batch_size, learning_rate, ema_decay: Adam on the global batch; the result is
+      read from an EMA of the parameters. ``batch_size`` must divide over the devices.
+    eval_every: steps between held-out KL evaluations in ``history`` (0: only at the end).
+    checkpoint_dir: where to save the training state (and resume from); ``None``: nowhere.
+    devices: the devices to split each batch over (default: all).
+  """
+  _check(objective in objectives.OBJECTIVES,
+         f'objective={objective!r} is not one of {", ".join(objectives.OBJECTIVES)}')
+  _check(np.isfinite(magnitude) and magnitude > 0, f'magnitude={magnitude!r} must be a finite number > 0')
+  _check(min(num_stages, noise_ratio, num_steps, batch_size) >= 1 and num_candidates >= 2,
+         'num_stages, noise_ratio, num_steps and batch_size must be >= 1 and num_candidates >= 2')
+  _check(isinstance(model, nn.Module) or model in MODELS,
+         f'model={model!r} is not one of {", ".join(MODELS)} or a Flax module')
+  _check(callable(getattr(noise, 'sample', None)) and callable(getattr(noise, 'log_prob', None)),
+         'noise needs sample(key, shape) and log_prob(x) methods (see nnce_jax.noise)')
+  devices = list(devices) if devices is not None else jax.devices()
+  _check(batch_size % len(devices) == 0,
+         f'batch_size={batch_size} does not divide over {len(devices)} devices')
+
+  root = jax.random.PRNGKey(seed)
+  split_key, init_key, train_key, eval_key = jax.random.split(root, 4)
+  sample_data, x_eval = _split_data(data, held_out, num_eval, split_key)
+  dim = x_eval.shape[-1]
+  probe = noise.sample(eval_key, (2,))
+  _check(probe.shape == (2, dim), f'noise samples have shape {probe.shape[1:]}, the data ({dim},)')
+
+  if model == 'mlp':
+    model = models.MLPRatio(hidden=tuple(hidden), num_stages=num_stages)
+  elif model == 'gaussian':
+    model = models.GaussianRatio(base=noise, num_stages=num_stages)
+  params = model.init(init_key, jnp.zeros((1, dim)))
+  objective_fns = objectives.make_objective(objective, magnitude=magnitude, noise_ratio=noise_ratio,
+                                            num_candidates=num_candidates, l2_penalty=l2_penalty)
+  tx = optax.adam(learning_rate)
+  train_step = engine.make_train_step(
+      estimation.make_ratio_loss(model.apply, objective_fns), tx, ema_decay,
+      sample_batch=estimation.make_ratio_sampler(sample_data, noise, objective_fns.noise_per_data,
+                                                 batch_size))
+  y_eval = noise.sample(jax.random.fold_in(eval_key, 1), (x_eval.shape[0],))
+
+  log_ratio = jax.jit(lambda params, x: objectives.telescoped_log_ratio(model.apply(params, x)))
+
+  def eval_fn(params):
+    return {'kl': jnp.mean(log_ratio(params, x_eval))}
+
+  spd = max(1, min(steps_per_dispatch, num_steps))
+  config = ConfigDict(dict(num_steps=num_steps, steps_per_dispatch=spd, sync_every=max(spd, 20),
+                           log_every=0, eval_every=eval_every, checkpoint_every=0, on_nonfinite='stop'))
+  _check(num_steps % spd == 0 and eval_every % spd == 0,
+         f'num_steps and eval_every must be multiples of steps_per_dispatch={spd}')
+  parallel = DataParallel('shard_map', devices)
+  state = engine.create_train_state(params, tx, train_key)
+  manager = checkpoint.make_manager(os.path.abspath(checkpoint_dir)) if checkpoint_dir else None
+  try:
+    if manager is not None and (restored := checkpoint.restore_latest(
+        manager, parallel.abstract_state(state))) is not None:
+      state = restored
+    state, history = engine.train(state, train_step, parallel=parallel, config=config, eval_fn=eval_fn,
+                                  manager=manager)
+  finally:
+    if manager is not None:
+      manager.close()
+
+  params = state.ema_params
+  s_data, s_noise = log_ratio(params, x_eval), log_ratio(params, y_eval)
+  log_normalizer = normalizers.estimate_all(s_data, s_noise)
+  shift = float(log_normalizer['optimal_bridge'].log_z) if objective == 'ranking_nce' else 0.0
+  s = np.asarray(s_data, np.float64) - shift
+  return RatioFit(model=model, params=params, kl=float(np.mean(s)),
+                  kl_std_error=float(np.std(s, ddof=1) / np.sqrt(s.size)),
+                  log_normalizer=log_normalizer,
+                  history=[{'step': r['step'], 'kl': r['eval_kl']} for r in history], _log_ratio=log_ratio)
+
+
+def _split_data(data, held_out, num_eval: int, key):
+  """``(sample_data(key, n) -> [n, d], held-out samples [m, d])`` from an array or a sampler."""
+  if callable(data):
+    x_eval = jnp.asarray(data(key, num_eval))
+    _check(x_eval.ndim == 2, f'data(key, n) must return [n, d], got shape {x_eval.shape}')
+    return data, x_eval
+  x = jnp.asarray(data, jnp.float32)
+  _check(x.ndim == 2 and x.shape[0] >= 2, f'data must be [n, d] samples with n >= 2, got shape {x.shape}')
+  _check(bool(jnp.all(jnp.isfinite(x))), 'data holds NaN or infinite values')
+  n = x.shape[0]
+  num_held_out = held_out if isinstance(held_out, int) else round(held_out * n)  # a count or a fraction
+  _check(0 < num_held_out < n, f'held_out={held_out!r} leaves no training or no held-out samples of {n}')
+  x = x[jax.random.permutation(key, n)]
+  x_train, x_eval = x[num_held_out:], x[:num_held_out]
+
+  def sample_data(key, size):
+    return x_train[jax.random.randint(key, (size,), 0, x_train.shape[0])]
+
+  return sample_data, x_eval
