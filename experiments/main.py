@@ -11,6 +11,7 @@ same command to resume. A work directory holds one config: another is refused un
 
 import logging as python_logging
 import os
+import re
 import sys
 
 from absl import app, flags, logging
@@ -27,7 +28,14 @@ from nnce_jax.train import Preempted
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, what schedulers expect of a terminated job
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), 'configs', 'density_chasm.py')
-_CONFIG = config_flags.DEFINE_config_file('config', _DEFAULT_CONFIG, 'Experiment config file.')
+try:
+  _CONFIG = config_flags.DEFINE_config_file('config', _DEFAULT_CONFIG, 'Experiment config file.')
+except AttributeError as error:  # ml_collections applies --config.FIELD=... here, at definition
+  field = re.search(r'\w+', str(error)).group()
+  flag = next((a.split('=')[0] for a in sys.argv if a.startswith('--config.') and field in a), field)
+  hint = re.search(r'Did you mean "\w+"', str(error))
+  sys.exit(f'Invalid config override {flag}: the config has no field {field!r}'
+           + (f'. {hint.group()}?' if hint else ''))
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory (default ./runs/<config name>).')
 _FORCE = flags.DEFINE_bool('force', False, 'Run in a workdir that holds a run of another config.')
 _DISTRIBUTED = flags.DEFINE_bool('distributed', os.environ.get('NNCE_DISTRIBUTED') == '1',
@@ -53,14 +61,20 @@ def main(argv):
 
   if _DISTRIBUTED.value:
     initialize_multihost(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  config = _CONFIG.value
+  try:
+    config = _CONFIG.value
+    config.task  # noqa: B018 (a config file that failed to load raises here)
+  except OSError as error:
+    sys.exit(f'Invalid --config: {str(error).splitlines()[-1].strip()}')
   config_name = os.path.splitext(os.path.basename(config_flags.get_config_filename(flags.FLAGS["config"])))[0]
   workdir = _WORKDIR.value or os.path.join('runs', config_name)
+  lock = None
   try:
-    open_workdir(config, workdir, num_devices=jax.device_count(), num_processes=jax.process_count(),
-                 force=_FORCE.value, write=jax.process_index() == 0)
-  except (ConfigError, WorkdirConflict) as error:
-    sys.exit(f'Invalid config: {error}' if isinstance(error, ConfigError) else str(error))
+    lock = open_workdir(config, workdir, num_devices=jax.device_count(), num_processes=jax.process_count(),
+                        force=_FORCE.value, write=jax.process_index() == 0)
+  except (ConfigError, WorkdirConflict, OSError) as error:
+    sys.exit(f'Invalid config: {error}' if isinstance(error, ConfigError) else
+             f'Cannot use --workdir={workdir}: {error}' if isinstance(error, OSError) else str(error))
   logging.info('task %s, workdir %s, %d device(s)', config.task, workdir, jax.device_count())
 
   try:
@@ -75,6 +89,9 @@ def main(argv):
   except Preempted as stop:
     logging.warning('%s', stop)
     sys.exit(PREEMPTED_EXIT_CODE)
+  finally:
+    if lock is not None:
+      lock.release()
 
 
 if __name__ == '__main__':

@@ -1,12 +1,18 @@
-"""A work directory belongs to one config: ``W/config.json`` records it, and a run of a
-different config in ``W`` is refused (unless forced) before anything is compiled or written.
+"""A work directory belongs to one config and to one run at a time.
 
-Fields that only say how long or where to run may change on resume: more steps (unless a
-magnitude schedule spans the run), another device count, other logging intervals.
+``W/config.json`` records the config, and a run of a different config in ``W`` is refused
+(unless forced) before anything is compiled or written. Fields that only say how long or
+where to run may change on resume: more steps (unless a magnitude schedule spans the run),
+another device count, other logging intervals. ``W/lock`` is held while a run lives
+(:class:`WorkdirLock`): a second run in ``W``, such as a requeued job overlapping its
+predecessor, is refused instead of interleaving its steps with the first one's.
 """
 
+import fcntl
 import json
 import os
+import socket
+import time
 
 from experiments.config_checks import check_config
 
@@ -18,6 +24,54 @@ RESUMABLE = ('train.num_steps', 'train.log_every', 'train.eval_every', 'train.ch
 
 class WorkdirConflict(Exception):
   """``W`` holds a run of another config."""
+
+
+LOCK_FILE = 'lock'
+
+
+class WorkdirLock:
+  """``W/lock`` held for the life of a run, so two runs never share a work directory.
+
+  The holder keeps an exclusive ``flock`` on the file and writes its pid, host and start time
+  in it. The kernel drops the lock when the holder exits or dies (SIGKILL included), so a
+  lock left by a dead process is simply taken over; a live holder's is refused, naming it.
+  """
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, LOCK_FILE)
+    self._fd = None
+
+  def acquire(self) -> 'WorkdirLock':
+    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      holder = os.read(fd, 4096).decode(errors='replace')
+      os.close(fd)
+      try:
+        who = json.loads(holder)
+        who = f'pid {who["pid"]} on {who["host"]} (started {who["started"]})'
+      except (ValueError, KeyError, TypeError):
+        who = 'another process'
+      raise WorkdirConflict(f'{os.path.dirname(self.path)} is in use by {who}; wait for that run to '
+                            'end or stop it, or use another --workdir') from None
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps({'pid': os.getpid(), 'host': socket.gethostname(),
+                             'started': time.strftime('%Y-%m-%d %H:%M:%S')}).encode())
+    self._fd = fd
+    return self
+
+  def release(self) -> None:
+    if self._fd is not None:
+      fcntl.flock(self._fd, fcntl.LOCK_UN)
+      os.close(self._fd)
+      self._fd = None
+
+  def __enter__(self):
+    return self.acquire()
+
+  def __exit__(self, *exc):
+    self.release()
 
 
 def _flat(tree: dict, prefix: str = '') -> dict:
@@ -52,23 +106,33 @@ def differences(workdir: str, config) -> list[str]:
           if field not in resumable and stored.get(field) != now.get(field)]
 
 
-def claim(workdir: str, config, *, force: bool = False, write: bool = True) -> None:
-  """Raises :class:`WorkdirConflict` if ``workdir`` holds a run of another config (unless
-  ``force``), else records ``config`` there (when ``write``: process 0 of several)."""
+def open_workdir(config, workdir: str, *, num_devices: int, num_processes: int = 1, force: bool = False,
+                 write: bool = True) -> WorkdirLock | None:
+  """Checks ``config`` (:class:`~experiments.config_checks.ConfigError`) and that ``workdir``
+  holds no run of another config (:class:`WorkdirConflict`, unless ``force``), then takes its
+  lock and records the config. A bad config or a conflict leaves the directory untouched.
+  Only the writer (process 0 of several) locks and writes; it gets the held lock back."""
+  check_config(config, num_devices, num_processes)
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise WorkdirConflict(f'--workdir={workdir} is a file, not a directory')
+  _refuse_other_config(workdir, config, force)
+  if not write:
+    return None
+  os.makedirs(workdir, exist_ok=True)
+  lock = WorkdirLock(workdir).acquire()
+  try:
+    _refuse_other_config(workdir, config, force)  # again: the previous holder may have just written
+    with open(os.path.join(workdir, CONFIG_FILE), 'w') as f:
+      json.dump(config.to_dict(), f, indent=2, default=str)
+  except BaseException:
+    lock.release()
+    raise
+  return lock
+
+
+def _refuse_other_config(workdir: str, config, force: bool) -> None:
   if (diff := differences(workdir, config)) and not force:
     raise WorkdirConflict(
         f'{workdir} holds a run of another config ({len(diff)} field(s) differ: ' + '; '.join(diff[:8])
         + ('; ...' if len(diff) > 8 else '') + '). Use another --workdir, or --force to resume it '
         'under the new config.')
-  if write:
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, CONFIG_FILE), 'w') as f:
-      json.dump(config.to_dict(), f, indent=2, default=str)
-
-
-def open_workdir(config, workdir: str, *, num_devices: int, num_processes: int = 1, force: bool = False,
-                 write: bool = True) -> None:
-  """Checks ``config`` (:class:`~experiments.config_checks.ConfigError`), then claims
-  ``workdir``: a bad config leaves the directory untouched."""
-  check_config(config, num_devices, num_processes)
-  claim(workdir, config, force=force, write=write)

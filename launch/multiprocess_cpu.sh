@@ -3,8 +3,11 @@
 # 127.0.0.1: the multi-host code path (per-process batch slices, cross-process collectives,
 # one checkpoint directory) without a cluster.
 #   NUM_PROCESSES=2 DEVICES_PER_PROCESS=2 launch/multiprocess_cpu.sh --workdir=runs/mp --config.compare=
-# Logs: <workdir>/process_<i>.log (process 0's also on stdout). Exits non-zero if any process
-# fails; the others are then stopped with SIGKILL (JAX catches SIGTERM).
+# Logs: <workdir>/process_<i>.log (process 0's also on stdout), pids in <workdir>/process_<i>.pid.
+# SIGTERM to any process (or to this script, which forwards it to all) is a preemption: the
+# processes agree on a step, save it and all exit 143, and so does this script; rerun to resume.
+# If a process fails otherwise, the others are stopped with SIGKILL (JAX catches SIGTERM) and
+# this script exits with that process's status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3 )}"
@@ -23,16 +26,24 @@ for ((i = 0; i < NUM_PROCESSES; i++)); do
     --coordinator_address="127.0.0.1:${PORT}" --num_processes="$NUM_PROCESSES" --process_id="$i" \
     >"$WORKDIR/process_${i}.log" 2>&1 &
   pids+=("$!")
+  echo "$!" >"$WORKDIR/process_${i}.pid"
 done
+trap 'kill -TERM "${pids[@]}" 2>/dev/null || true' TERM
 tail -n +1 -f "$WORKDIR/process_0.log" &
 tail_pid=$!
 status=0
-for pid in "${pids[@]}"; do
-  if ! wait "$pid"; then
-    status=1
-    kill -9 "${pids[@]}" 2>/dev/null || true
+for ((i = 0; i < NUM_PROCESSES; i++)); do
+  code=0
+  while true; do  # wait returns early (> 128) when the trap runs: wait again for the real status
+    wait "${pids[$i]}" && code=0 || code=$?
+    kill -0 "${pids[$i]}" 2>/dev/null || break
+  done
+  echo "process $i exited with status $code" >&2
+  if [[ $code -ne 0 && $status -eq 0 ]]; then
+    status=$code
+    [[ $code -eq 143 ]] || kill -9 "${pids[@]}" 2>/dev/null || true  # 143: the others stop too
   fi
 done
 kill "$tail_pid" 2>/dev/null || true
-[[ $status -eq 0 ]] || echo "a process failed; see $WORKDIR/process_*.log" >&2
+[[ $status -eq 0 || $status -eq 143 ]] || echo "a process failed; see $WORKDIR/process_*.log" >&2
 exit "$status"

@@ -71,8 +71,9 @@ def fit_ratio(data: jax.Array | Callable[[jax.Array, int], jax.Array], noise, *,
   """Fits ``s(x) = log q*(x) / q0(x)`` by noise-contrastive estimation.
 
   Args:
-    data: samples of ``q*``, ``[n, d]`` (a ``held_out`` fraction, or count, is kept for
-      evaluation: a float is a fraction, an int a count), or a sampler ``(key, n) -> [n, d]`` (fresh samples are drawn for evaluation).
+    data: samples of ``q*``, ``[n, d]`` (``held_out`` of them, a fraction if a float, a count
+      if an int, are kept for evaluation), or a sampler ``(key, n) -> [n, d]`` (fresh samples
+      are drawn for evaluation).
     noise: ``q0``, anything with ``sample(key, shape) -> [*shape, d]`` and ``log_prob(x)``,
       e.g. from :mod:`nnce_jax.noise`.
     objective: ``nce`` | ``noisier_nce`` | ``nwj`` | ``ranking_nce``; ``magnitude`` is

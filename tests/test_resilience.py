@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import random
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 
 from experiments.train import fit
-from experiments.workdir import WorkdirConflict, claim
+from experiments.workdir import WorkdirConflict, open_workdir
 from tests.helpers import leaves, small_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -135,6 +137,10 @@ def test_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, d
     np.testing.assert_array_equal(a, b)
 
 
+def claim(workdir, config, force=False):
+  open_workdir(config, workdir, num_devices=4, force=force).release()
+
+
 def test_a_workdir_of_another_config_is_refused_unless_forced(tmp_path):
   config = small_config()
   claim(str(tmp_path), config)
@@ -165,3 +171,80 @@ def test_main_refuses_another_config_before_writing_anything(tmp_path):
   forced = _main(workdir, '--config.train.num_steps=40', '--config.train.checkpoint_every=20',
                  '--config.objective.magnitude=7', '--force')
   assert "'steps': 40" in _finish([forced])[0]
+
+
+def _launch(workdir, *flags):
+  """``launch/multiprocess_cpu.sh``: two processes of two fake devices each."""
+  env = {**_env(2), 'NUM_PROCESSES': '2', 'DEVICES_PER_PROCESS': '2', 'PORT': str(_free_port()),
+         'PYTHON': sys.executable}
+  command = ['bash', os.path.join(REPO, 'launch', 'multiprocess_cpu.sh'), *SHORT_RUN, *flags,
+             f'--workdir={workdir}']
+  return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_step(tmp_path):
+  workdir = tmp_path / 'preempted'
+  launcher = _launch(workdir, '--config.train.num_steps=1000000', '--config.train.checkpoint_every=0')
+  try:
+    deadline = time.time() + 120
+    while not (workdir / 'metrics.jsonl').exists() or not (workdir / 'metrics.jsonl').stat().st_size:
+      assert time.time() < deadline and launcher.poll() is None, launcher.stdout.read().decode()[-3000:]
+      time.sleep(0.2)
+    os.kill(int((workdir / 'process_1.pid').read_text()), signal.SIGTERM)  # process 1 only
+    output = launcher.communicate(timeout=120)[0].decode()
+  finally:
+    launcher.kill()
+  assert launcher.returncode == 143, output[-3000:]
+  stops = [re.findall(r'SIGTERM at step (\d+)', (workdir / f'process_{i}.log').read_text()) for i in (0, 1)]
+  assert stops[0] and stops[0] == stops[1], stops  # both saved the same step
+  step = int(stops[0][0])
+  finish = [f'--config.train.num_steps={step + 40}', '--config.train.checkpoint_every=0']
+  for run_dir in (workdir, tmp_path / 'unbroken'):
+    launched = _launch(run_dir, *finish)
+    output = launched.communicate(timeout=240)[0].decode()
+    assert launched.returncode == 0, output[-3000:]
+  resumed, unbroken = (_final_state(d, step + 40, 0) for d in (workdir, tmp_path / 'unbroken'))
+  for a, b in zip(leaves(resumed), leaves(unbroken)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_a_second_run_in_a_locked_workdir_is_refused_naming_the_holder(tmp_path):
+  config = small_config()
+  lock = open_workdir(config, str(tmp_path), num_devices=4)
+  try:
+    with pytest.raises(WorkdirConflict, match=rf'is in use by pid {os.getpid()} on {socket.gethostname()}'):
+      open_workdir(config, str(tmp_path), num_devices=4)
+  finally:
+    lock.release()
+  open_workdir(config, str(tmp_path), num_devices=4).release()  # released: free again
+
+
+def test_the_lock_of_a_killed_process_is_taken_over(tmp_path):
+  holder = subprocess.Popen(
+      [sys.executable, '-c', 'import sys, time; from experiments.workdir import WorkdirLock; '
+       'WorkdirLock(sys.argv[1]).acquire(); print("held", flush=True); time.sleep(600)', str(tmp_path)],
+      cwd=REPO, stdout=subprocess.PIPE)
+  try:
+    assert holder.stdout.readline().decode().strip() == 'held'
+    with pytest.raises(WorkdirConflict, match=f'pid {holder.pid}'):
+      open_workdir(small_config(), str(tmp_path), num_devices=4)
+  finally:
+    holder.kill()
+    holder.wait()
+  open_workdir(small_config(), str(tmp_path), num_devices=4).release()  # SIGKILLed: taken over
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--config.objective.magnitud=5'],
+     "Invalid config override --config.objective.magnitud: the config has no field 'magnitud'. "
+     'Did you mean "magnitude"?'),
+    (['--config=experiments/configs/no_such_task.py'], 'Invalid --config: [Errno 2] No such file'),
+    (['--workdir=README.md'], '--workdir=README.md is a file, not a directory'),
+])
+def test_bad_flags_and_workdirs_fail_in_one_line(flags, message):
+  command = [sys.executable, '-m', 'experiments.main', *flags]
+  done = subprocess.run(command, cwd=REPO, env=_env(1), capture_output=True, text=True, timeout=120)
+  assert done.returncode == 1
+  lines = done.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(message), done.stderr[-2000:]
