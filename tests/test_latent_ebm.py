@@ -25,6 +25,7 @@ def small_lebm(data_dir, num_steps, **overrides):
   return config
 
 
+@pytest.mark.slow
 def test_resumed_run_reads_the_same_batches_and_ends_identical(data_dir, tmp_path):
   unbroken, _ = fit(small_lebm(data_dir, 20), str(tmp_path / 'unbroken'))
   fit(small_lebm(data_dir, 10), str(tmp_path / 'resumed'))
@@ -51,6 +52,7 @@ def test_learns_digits_and_scores_an_anomaly(data_dir, tmp_path):
     assert os.path.getsize(tmp_path / png) > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('module, dataset', [(cifar10_lebm, 'cifar10'), (svhn_lebm, 'svhn_cropped'),
                                              (celeba_lebm, 'celeb_a')])
 def test_image_configs_run_on_mock_data(tmp_path, module, dataset):
@@ -107,6 +109,7 @@ def test_bad_latent_ebm_configs_name_the_field():
     check_config(config, 4)
 
 
+@pytest.mark.slow
 def test_anomaly_quick_mode_writes_the_table(data_dir, tmp_path):
   import subprocess
   import sys

@@ -4,9 +4,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.test_configs import REPO
 
 
+@pytest.mark.slow
 def test_quick_report_runs_every_benchmark(tmp_path):
   output = tmp_path / 'results.md'
   result = subprocess.run(
@@ -36,7 +39,7 @@ def test_quick_report_runs_every_benchmark(tmp_path):
 
 
 def test_sweep_grid_is_validated_before_any_run(tmp_path):
-  import pytest
+
 
   from experiments.config_checks import ConfigError, parse_value
   from experiments.sweep_runner import parse_grid, run_sweep

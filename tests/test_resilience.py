@@ -66,6 +66,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_of_two_devices_match_one_process_of_four(tmp_path):
   steps = ['--config.train.num_steps=60', '--config.train.checkpoint_every=60']
   address = f'127.0.0.1:{_free_port()}'
@@ -83,6 +84,7 @@ def test_two_processes_of_two_devices_match_one_process_of_four(tmp_path):
   assert (tmp_path / 'two' / 'summary.json').exists()
 
 
+@pytest.mark.slow
 def test_sigkill_at_a_random_step_then_rerun_ends_bit_identical(tmp_path):
   steps = ['--config.train.num_steps=300', '--config.train.checkpoint_every=20']
   kill_after = random.Random().randrange(40, 240, 20)
@@ -160,6 +162,7 @@ def test_a_workdir_of_another_config_is_refused_unless_forced(tmp_path):
     claim(str(tmp_path / 'scheduled'), scheduled)
 
 
+@pytest.mark.slow
 def test_main_refuses_another_config_before_writing_anything(tmp_path):
   workdir = tmp_path / 'run'
   _finish([_main(workdir, '--config.train.num_steps=20', '--config.train.checkpoint_every=20')])
