@@ -34,6 +34,7 @@ def test_resumed_run_reads_the_same_batches_and_ends_identical(data_dir, tmp_pat
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_learns_digits_and_scores_an_anomaly(data_dir, tmp_path):
   config = small_lebm(data_dir, 300, **{'data.dataset': 'sklearn_digits', 'data.num_test': 359,
                                         'optimizer.learning_rate': 3e-3, 'model.posterior_steps': 20,
@@ -68,6 +69,7 @@ def test_image_configs_run_on_mock_data(tmp_path, module, dataset):
   assert summary['fid'].startswith('skipped: set config.fid.features')
 
 
+@pytest.mark.slow
 def test_fid_with_an_exported_feature_network(tmp_path):
   """A jax.export'ed random projection stands in for InceptionV3; FID of the samples against
   the test images is finite and positive, and FD of a sample against itself is 0."""
