@@ -76,6 +76,9 @@ class DataParallel:
       return update(state, batch)
 
     def dispatch(state, inputs):
+      if steps_per_dispatch == 1:  # no loop around a single step: XLA fuses it whole
+        state, metrics = one_step(state, jax.tree.map(lambda x: x[0], inputs))
+        return state, jax.tree.map(lambda x: x[None], metrics)
       return jax.lax.scan(one_step, state, inputs, length=steps_per_dispatch)
 
     return jax.jit(dispatch, donate_argnums=0)
