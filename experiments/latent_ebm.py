@@ -19,7 +19,7 @@ from nnce_jax import fid as nnce_fid
 from nnce_jax import latent_ebm
 from nnce_jax.data import builders, images
 
-# The paper's AUPRC (trained on all of MNIST; METHOD.md §5) for digits 1, 4, 5, 7, 9.
+# The N²CE paper's AUPRC (Yu et al. 2026, trained on all of MNIST) for digits 1, 4, 5, 7, 9.
 PAPER_AUPRC = {'noisier_nce_k3': {1: 0.959, 4: 0.935, 5: 0.959, 7: 0.845, 9: 0.854},
                'noisier_nce_k1': {1: 0.910, 4: 0.911, 5: 0.935, 7: 0.779, 9: 0.699},
                'nce': {1: 0.702, 4: 0.829, 5: 0.764, 7: 0.605, 9: 0.502}}

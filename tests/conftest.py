@@ -1,6 +1,6 @@
 """Four fake CPU devices for every test, and a collective hang that fails in seconds.
 
-Must run before JAX initialises its backend (DESIGN.md: fake-device collectives deadlock
+Must run before JAX initialises its backend (fake-device collectives deadlock
 on 2 cores when too many steps are in flight; the engine syncs, the timeout is a backstop).
 """
 

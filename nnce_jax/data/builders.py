@@ -8,8 +8,8 @@ installed with common packages:
 * ``sklearn_digits``: scikit-learn's 1,797 8 x 8 digits (values 0..16, rescaled to 0..255).
   Every fifth image is in test.
 
-Both are written as ``array_record`` so ``tfds.data_source`` reads them without TensorFlow
-(DESIGN.md); images are declared as ``tfds.features.Tensor`` for the same reason.
+Both are written as ``array_record`` so ``tfds.data_source`` reads them without TensorFlow;
+images are declared as ``tfds.features.Tensor`` for the same reason.
 ``prepare(name, data_dir)`` builds one in about a second. The packages are found through
 ``importlib`` without importing them (importing scikit-learn takes seconds).
 """
