@@ -17,11 +17,10 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments.compare import run_comparison
-from experiments.config_checks import ConfigError
-from experiments.normalizers import run_benchmark
-from experiments.train import train_and_evaluate
-from experiments.workdir import WorkdirConflict, open_workdir
+from experiments.core.checks import ConfigError
+from experiments.run.training import run
+from experiments.run.workdir import WorkdirConflict, open_workdir
+from experiments.sweep import InProcess, run_sweep
 from nnce_jax.parallel import initialize_multihost
 from nnce_jax.train import Preempted
 
@@ -78,14 +77,14 @@ def main(argv):
   logging.info('task %s, workdir %s, %d device(s)', config.task, workdir, jax.device_count())
 
   try:
-    if config.task == 'normalizers':  # estimators only, nothing to train
-      print(run_benchmark(config, workdir))
-    elif config.compare:
-      print(run_comparison(config, workdir))
-      print(f'Table, plot and per-run summaries in {workdir}/')
+    if config.compare:  # a sweep over objective.name, here in this process
+      result = run_sweep(config, {'objective.name': config.compare.split(',')}, seeds=config.num_seeds,
+                         workdir=workdir, executor=InProcess())
+      print(f'{result.table}\nTable, plots and per-run summaries in {workdir}/')
     else:
-      summary = train_and_evaluate(config, workdir)
-      print({k: summary[k] for k in ('objective', 'steps', 'final', 'truth')})
+      summary = run(config, workdir)
+      print(summary['table'] if 'table' in summary else
+            {k: summary[k] for k in ('objective', 'steps', 'final', 'truth')})
   except Preempted as stop:
     logging.warning('%s', stop)
     sys.exit(PREEMPTED_EXIT_CODE)

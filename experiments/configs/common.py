@@ -5,7 +5,7 @@ import ml_collections
 
 def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.task = ''         # density_chasm | gaussian | toy2d
+  config.task = ''         # a module of experiments/tasks: density_chasm | gaussian | toy2d | ...
   config.seed = 0          # root of every key: data, noise, init
   config.compare = ''      # comma-separated objectives run side by side ('' runs objective.name)
   config.num_seeds = 1     # with compare: seeds seed .. seed + num_seeds - 1 for each objective
@@ -18,9 +18,9 @@ def base_config() -> ml_collections.ConfigDict:
 
   config.objective = ml_collections.ConfigDict()
   config.objective.name = 'noisier_nce'  # nce | noisier_nce | nwj | ranking_nce
-  config.objective.magnitude = 100.0     # N^2CE's M > 0 (noisier_nce only); the initial M of a decay
+  config.objective.magnitude = 100.0     # N^2CE's M in (0, 1e12] (noisier_nce only); the initial M of a decay
   config.objective.magnitude_schedule = 'constant'  # constant | linear | cosine | exponential (in log M)
-  config.objective.final_magnitude = 1.0  # > 0: M at train.num_steps for the decays
+  config.objective.final_magnitude = 1.0  # in (0, 1e12]: M at train.num_steps for the decays
   config.objective.noise_ratio = 1       # real noise samples per data sample >= 1 (nce's nu)
   config.objective.num_candidates = 16   # ranking_nce's N >= 2 (one data + N-1 noise)
   config.objective.num_stages = 1        # telescoping waymark stages K >= 1
@@ -28,7 +28,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.name = 'adam'         # adam | sgd
-  config.optimizer.learning_rate = 1e-2  # > 0
+  config.optimizer.learning_rate = 1e-2  # > 0: the initial rate
+  config.optimizer.schedule = 'constant'  # constant | cosine (to 0 at train.num_steps)
   config.optimizer.grad_clip_norm = 0.0  # >= 0; 0 disables clipping
 
   config.train = ml_collections.ConfigDict()

@@ -14,7 +14,7 @@ from experiments.configs import common
 
 def get_config():
   config = common.base_config()
-  config.task = 'latent_ebm'
+  config.task = 'latent_images'
   config.data.dataset = 'mnist5k'     # mnist5k | sklearn_digits (built offline) | any prepared TFDS image set
   config.data.data_dir = '~/tensorflow_datasets'
   config.data.anomaly_digit = 1       # -1: train on all digits, no anomaly score

@@ -2,7 +2,7 @@
 
 ``W/config.json`` records the config, and a run of a different config in ``W`` is refused
 (unless forced) before anything is compiled or written. Fields that only say how long or
-where to run may change on resume: more steps (unless a magnitude schedule spans the run),
+where to run may change on resume: more steps (unless a magnitude or learning-rate schedule spans the run),
 another device count, other logging intervals. ``W/lock`` is held while a run lives
 (:class:`WorkdirLock`): a second run in ``W``, such as a requeued job overlapping its
 predecessor, is refused instead of interleaving its steps with the first one's.
@@ -14,7 +14,7 @@ import os
 import socket
 import time
 
-from experiments.config_checks import check_config
+from experiments.run.training import check_config
 
 CONFIG_FILE = 'config.json'
 RESUMABLE = ('train.num_steps', 'train.log_every', 'train.eval_every', 'train.checkpoint_every',
@@ -99,8 +99,9 @@ def differences(workdir: str, config) -> list[str]:
     stored = _flat(json.load(f))
   now = config_record(config)
   resumable = set(RESUMABLE)
-  if now.get('objective.magnitude_schedule', 'constant') != 'constant':
-    resumable.discard('train.num_steps')  # the schedule spans the run: more steps, another M(t)
+  schedules = ('objective.magnitude_schedule', 'optimizer.schedule')
+  if any(now.get(field, 'constant') != 'constant' for field in schedules):
+    resumable.discard('train.num_steps')  # a schedule spans the run: more steps, another M(t) or rate
   return [f'{field}: {stored.get(field, "(absent)")!r} -> {now.get(field, "(absent)")!r}'
           for field in sorted(set(stored) | set(now))
           if field not in resumable and stored.get(field) != now.get(field)]
@@ -108,7 +109,7 @@ def differences(workdir: str, config) -> list[str]:
 
 def open_workdir(config, workdir: str, *, num_devices: int, num_processes: int = 1, force: bool = False,
                  write: bool = True) -> WorkdirLock | None:
-  """Checks ``config`` (:class:`~experiments.config_checks.ConfigError`) and that ``workdir``
+  """Checks ``config`` (:class:`~experiments.core.checks.ConfigError`) and that ``workdir``
   holds no run of another config (:class:`WorkdirConflict`, unless ``force``), then takes its
   lock and records the config. A bad config or a conflict leaves the directory untouched.
   Only the writer (process 0 of several) locks and writes; it gets the held lock back."""

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.writers import markdown_table
+from experiments.core.tables import markdown_table, sample_std
 from nnce_jax import normalizers, sampling
 
 
@@ -77,9 +77,9 @@ def likelihood_table(reports: dict[str, list[dict]]) -> str:
     for name in ABBREVIATIONS:
       values = [r['estimators'][name]['log_z'] - (r['truth_log_z'] if has_truth else 0.0) for r in seeds]
       errors = [r['estimators'][name]['std_error'] for r in seeds]
-      cells.append(f'{np.mean(values):+.3f} ± {np.std(values):.2g} (se {np.mean(errors):.2g})')
+      cells.append(f'{np.mean(values):+.3f} ± {sample_std(values):.2g} (se {np.mean(errors):.2g})')
     lls = [r['estimators']['optimal_bridge']['test_log_likelihood'] for r in seeds]
-    rows.append([label] + cells + [f'{np.mean(lls):.4g} ± {np.std(lls):.2g}'])
-  return (f'{quantity}, mean ± std over seeds (se: the mean claimed standard error); '
+    rows.append([label] + cells + [f'{np.mean(lls):.4g} ± {sample_std(lls):.2g}'])
+  return (f'{quantity}, mean ± std (ddof = 1) over seeds (se: the mean claimed standard error); '
           'RLR, pooled MIS and NCE equal the optimal bridge to 1e-5.\n\n'
           + markdown_table(header, rows) + '\n')

@@ -10,7 +10,7 @@ from experiments.configs import common
 
 def get_config():
   config = common.base_config()
-  config.task = 'normalizers'
+  config.task = 'log_z_estimators'
   config.num_seeds = 10
   config.data.dim = 10                              # >= 1
   # Target std > 0; inside (1/sqrt 2, sqrt 2) both IS and reverse IS have finite variance.

@@ -8,9 +8,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.likelihood import estimate_likelihood
-from experiments.task import Task, exact_log_z, fixed_samples, kl_metrics, log_ratio, ratio_parts
+from experiments.core.checks import ConfigError, number
+from experiments.core.task import Task
+from experiments.tasks.likelihood import estimate_likelihood
+from experiments.tasks.ratio import exact_log_z, fixed_samples, kl_metrics, log_ratio, ratio_parts
 from nnce_jax import noise
+
+
+def check(config) -> None:
+  number(config, 'data.dim', low=2, integer=True)
+  if config.data.dim % 2:
+    raise ConfigError(f'config.data.dim={config.data.dim} is invalid; it must be even (2 x 2 blocks)')
+  number(config, 'data.mutual_information', low=0, low_open=True)
+  number(config, 'data.tolerance', low=0, low_open=True)
 
 
 def block_correlation(dim: int, mutual_information: float) -> float:

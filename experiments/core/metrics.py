@@ -1,24 +1,7 @@
-"""Metric writers: ``metrics.jsonl`` and TensorBoard event files (via tensorboardX, no TF);
-the markdown helpers every results table uses."""
+"""A run's metrics: ``metrics.jsonl`` and TensorBoard event files (via tensorboardX, no TF)."""
 
 import json
 import os
-
-import numpy as np
-
-
-def mean_std(values) -> str:
-  """``mean ± std`` of the non-None values (None: a run that never got within tolerance);
-  ``never`` if all are None, and the count when only some are."""
-  reached = [v for v in values if v is not None]
-  if not reached:
-    return 'never'
-  text = f'{np.mean(reached):.4g} ± {np.std(reached):.2g}' if len(reached) > 1 else f'{reached[0]:.4g}'
-  return text if len(reached) == len(values) else f'{text} ({len(reached)} of {len(values)}; the rest never)'
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-  return '\n'.join('| ' + ' | '.join(r) + ' |' for r in [header, ['---'] * len(header)] + rows)
 
 
 def read_metrics(workdir: str) -> list[dict]:

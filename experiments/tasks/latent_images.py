@@ -14,7 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from experiments.task import Task, make_objective
+from experiments.core.checks import ConfigError, number, one_of
+from experiments.core.task import Task
+from experiments.tasks.ratio import make_objective
 from nnce_jax import fid as nnce_fid
 from nnce_jax import latent_ebm
 from nnce_jax.data import builders, images
@@ -23,6 +25,27 @@ from nnce_jax.data import builders, images
 PAPER_AUPRC = {'noisier_nce_k3': {1: 0.959, 4: 0.935, 5: 0.959, 7: 0.845, 9: 0.854},
                'noisier_nce_k1': {1: 0.910, 4: 0.911, 5: 0.935, 7: 0.779, 9: 0.699},
                'nce': {1: 0.702, 4: 0.829, 5: 0.764, 7: 0.605, 9: 0.502}}
+
+
+
+def check(config) -> None:
+  if not isinstance(config.data.dataset, str) or not config.data.dataset:
+    raise ConfigError(f'config.data.dataset={config.data.dataset!r} is invalid; it must name a TFDS '
+                      'image dataset (mnist5k and sklearn_digits are built offline)')
+  number(config, 'data.anomaly_digit', low=-1, high=9, integer=True)
+  number(config, 'data.image_size', low=0, integer=True)
+  one_of(config, 'model.generator', latent_ebm.GENERATORS)
+  for field in ('latent_dim', 'posterior_steps', 'generator_features'):
+    number(config, f'model.{field}', low=1, integer=True)
+  for field in ('observation_std', 'posterior_step_size'):
+    number(config, f'model.{field}', low=0, low_open=True)
+  number(config, 'fid.num_samples', low=2, integer=True)
+  if config.fid.features and not os.path.isfile(os.path.expanduser(config.fid.features)):
+    raise ConfigError(f'config.fid.features={config.fid.features!r} is invalid; it must be a file written '
+                      "by jax.export, or '' to skip FID")
+  if config.objective.name == 'ranking_nce':
+    raise ConfigError('config.objective.name=ranking_nce is invalid for task latent_images; allowed '
+                      'values: nce, noisier_nce, nwj')
 
 
 def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:

@@ -1,4 +1,5 @@
-"""One training run of a task: state, devices, checkpoints, metrics and the summary."""
+"""One run of a config: the task checked and trained (state, devices, checkpoints, metrics) or
+evaluated, and its summary."""
 
 import json
 import logging
@@ -6,17 +7,33 @@ import os
 import time
 
 import jax
+import optax
 
-from experiments import density_chasm, gaussian, latent_ebm, mutual_information, toy2d
-from experiments.config_checks import check_config
-from experiments.task import Task, make_optimizer
-from experiments.writers import MetricWriter, read_metrics
+from experiments import tasks
+from experiments.core.checks import check_common
+from experiments.core.metrics import MetricWriter, read_metrics
+from experiments.core.task import Task
 from nnce_jax import checkpoint
 from nnce_jax import train as engine
 from nnce_jax.parallel import DataParallel
 
-TASKS = {'density_chasm': density_chasm.build, 'gaussian': gaussian.build, 'toy2d': toy2d.build,
-         'mutual_information': mutual_information.build, 'latent_ebm': latent_ebm.build}
+
+def check_config(config, num_devices: int, num_processes: int = 1) -> None:
+  """Raises :class:`~experiments.core.checks.ConfigError` naming the first invalid field: the
+  task's name, the shared fields, then the task's own."""
+  task = tasks.get(config.task)
+  check_common(config, num_devices, num_processes)
+  task.check(config)
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+  o = config.optimizer
+  rate = (optax.cosine_decay_schedule(o.learning_rate, config.train.num_steps) if o.schedule == 'cosine'
+          else o.learning_rate)
+  tx = optax.adam(rate) if o.name == 'adam' else optax.sgd(rate)
+  return optax.chain(optax.clip_by_global_norm(o.grad_clip_norm), tx) if o.grad_clip_norm else tx
+
+
 
 
 def steps_to_tolerance(history: list[dict], metric: str, tolerance: float) -> int | None:
@@ -33,7 +50,7 @@ def steps_to_tolerance(history: list[dict], metric: str, tolerance: float) -> in
 def fit(config, workdir: str) -> tuple[engine.TrainState, Task]:
   """Trains ``config`` in ``workdir``, resuming from its latest checkpoint."""
   check_config(config, jax.device_count(), jax.process_count())
-  task = TASKS[config.task](config)
+  task = tasks.get(config.task).build(config)
   parallel = DataParallel(config.parallel.backend,
                           jax.devices()[:config.parallel.num_devices or None])
   tx = make_optimizer(config)
@@ -60,6 +77,15 @@ def fit(config, workdir: str) -> tuple[engine.TrainState, Task]:
       writer.close()
     manager.close()
   return state, task
+
+
+def run(config, workdir: str) -> dict:
+  """Trains (resuming) or evaluates ``config`` in ``workdir``; returns its summary."""
+  task = tasks.get(config.task)
+  if tasks.is_trained(task):
+    return train_and_evaluate(config, workdir)
+  os.makedirs(workdir, exist_ok=True)
+  return task.evaluate(config, workdir)
 
 
 def train_and_evaluate(config, workdir: str) -> dict:

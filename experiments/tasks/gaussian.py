@@ -4,9 +4,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.likelihood import estimate_likelihood
-from experiments.task import Task, data_keys, exact_log_z, log_ratio, make_objective, ratio_parts
+from experiments.core.checks import number
+from experiments.core.task import Task
+from experiments.tasks.likelihood import estimate_likelihood
+from experiments.tasks.ratio import data_keys, exact_log_z, log_ratio, make_objective, ratio_parts
 from nnce_jax import closed_form, models, noise
+
+
+def check(config) -> None:
+  number(config, 'data.dim', low=1, integer=True)
 
 
 def _true_gaussian(key, dim):

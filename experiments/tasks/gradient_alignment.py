@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.core.checks import ConfigError, number
+from experiments.core.tables import markdown_table
 from nnce_jax import models, noise, objectives
 
 TARGET_MEAN, TARGET_COV = np.array([0.5, -0.3]), np.array([[0.49, 0.1], [0.1, 0.3]])
@@ -27,14 +29,22 @@ def _params():
                      'precision_offdiag': jnp.zeros((1, 2, 2)), 'log_normalizer': jnp.zeros((1,))}}
 
 
+def check(config) -> None:
+  number(config, 'data.num_samples', low=2, integer=True)
+  magnitudes = config.data.magnitudes
+  if len(magnitudes) < 2 or not all(isinstance(m, (int, float)) and 1 <= m <= 1e12 for m in magnitudes):
+    raise ConfigError(f'config.data.magnitudes={magnitudes!r} is invalid; it must be two or more values of '
+                      'M in [1, 1e12]')
+
+
 def _shape_gradient(model, params, loss, x, y):
   g = jax.grad(lambda p: loss(model.apply(p, x)[:, 0], model.apply(p, y)[:, 0]))(params)['params']
   return jnp.concatenate([g['whitened_mean'].ravel(), g['log_precision_diag'].ravel(),
                           g['precision_offdiag'].ravel()])
 
 
-def run(config, workdir: str) -> dict:
-  """Writes ``gradient_alignment.{json,png}``; returns the results."""
+def evaluate(config, workdir: str) -> dict:
+  """Writes ``gradient_alignment.{json,md,png}``; returns the results and their ``table``."""
   base = noise.isotropic_gaussian(2)
   model = models.GaussianRatio(base=base)
   params = _params()
@@ -71,8 +81,23 @@ def run(config, workdir: str) -> dict:
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, 'gradient_alignment.json'), 'w') as f:
     json.dump(result, f, indent=2)
-  _plot(rows, slope, os.path.join(workdir, 'gradient_alignment.png'))
+  result['plot'] = os.path.join(workdir, 'gradient_alignment.png')
+  _plot(rows, slope, result['plot'])
+  result['table'] = _table(result)
+  with open(os.path.join(workdir, 'gradient_alignment.md'), 'w') as f:
+    f.write(result['table'])
   return result
+
+
+def _table(result) -> str:
+  rows = [[f'{r["magnitude"]:g}', f'{r["cosine_exact_mle"]:.6f}', f'{r["bias_norm"]:.3g}',
+           f'{r["bias_norm"] ** 2:.3g}'] for r in result['rows']]
+  return (f'{result["num_samples"]:,} common samples\n\n'
+          + markdown_table(['M', 'cosine with the exact MLE gradient', 'bias norm vs M → ∞', 'squared bias'],
+                           rows)
+          + f'\n\nFitted slope of log bias norm against log M (M ≥ 10): **{result["bias_slope"]:.3f}**; '
+          f'of the squared bias: {result["squared_bias_slope"]:.3f}. Monte-Carlo floor of the limit against '
+          f'the exact gradient: {result["mc_floor"]:.2g}.\n')
 
 
 def _plot(rows, slope, path):

@@ -4,9 +4,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.likelihood import estimate_likelihood
-from experiments.task import Task, exact_log_z, fixed_samples, kl_metrics, log_ratio, ratio_parts
+from experiments.core.checks import number
+from experiments.core.task import Task
+from experiments.tasks.likelihood import estimate_likelihood
+from experiments.tasks.ratio import exact_log_z, fixed_samples, kl_metrics, log_ratio, ratio_parts
 from nnce_jax import closed_form, models, noise
+
+
+def check(config) -> None:
+  number(config, 'data.sigma', low=0, low_open=True)
+  number(config, 'data.tolerance', low=0, low_open=True)
 
 
 def build(config) -> Task:

@@ -6,10 +6,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.likelihood import estimate_likelihood
-from experiments.task import Task, data_keys, log_ratio, ratio_parts
+from experiments.core.checks import ConfigError, number, one_of
+from experiments.core.task import Task
+from experiments.tasks.likelihood import estimate_likelihood
+from experiments.tasks.ratio import data_keys, log_ratio, ratio_parts
 from nnce_jax import noise
 from nnce_jax.data import toy2d
+
+
+def check(config) -> None:
+  one_of(config, 'data.dataset', toy2d.DATASETS)
+  number(config, 'data.grid_size', low=2, integer=True)
+  number(config, 'data.grid_limit', low=0, low_open=True)
+  if config.model.name == 'gaussian':
+    raise ConfigError('config.model.name=gaussian is invalid for task toy2d; allowed values: mlp')
 
 
 def build(config) -> Task:

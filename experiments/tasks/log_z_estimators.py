@@ -18,12 +18,30 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.writers import markdown_table
+from experiments.core.checks import ConfigError, get_field, number
+from experiments.core.tables import markdown_table
 from nnce_jax import normalizers
 from nnce_jax.noise import HALF_LOG_2PI
 
 POOLED = ('optimal_bridge', 'reverse_logistic_regression', 'multiple_importance_sampling', 'nce')
 SHOWN = ('importance_sampling', 'reverse_importance_sampling', 'geometric_bridge', 'optimal_bridge')
+
+
+
+def check(config) -> None:
+  number(config, 'data.dim', low=1, integer=True)
+  number(config, 'data.scale', low=0, low_open=True)
+  for field, low, integer in (('kl_values', 0, False), ('sample_sizes', 2, True)):
+    values = get_field(config, f'data.{field}')
+    ok = isinstance(values, (tuple, list)) and len(values) > 0
+    if not ok or not all(isinstance(v, int if integer else (int, float)) and v >= low for v in values):
+      raise ConfigError(f'config.data.{field}={values!r} is invalid; it must be a non-empty tuple of '
+                        f'{"integers" if integer else "numbers"} >= {low}')
+  for kl in config.data.kl_values:
+    try:
+      shift_for_kl(kl, config.data.dim, config.data.scale)
+    except ValueError as error:
+      raise ConfigError(str(error)) from None
 
 
 def shift_for_kl(kl: float, dim: int, scale: float) -> float:
@@ -45,8 +63,8 @@ def _cell(key, n, dim, shift, scale):
   return normalizers.estimate_all(log_ratio(x), log_ratio(y))
 
 
-def run_benchmark(config, workdir: str) -> str:
-  """Writes ``normalizers.{md,json,png}`` in ``workdir`` and returns the table."""
+def evaluate(config, workdir: str) -> dict:
+  """Writes ``normalizers.{md,json,png}`` in ``workdir``; returns the results and ``table``."""
   d, scale = config.data.dim, config.data.scale
   log_z = d * (np.log(scale) + HALF_LOG_2PI)
   keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
@@ -71,10 +89,11 @@ def run_benchmark(config, workdir: str) -> str:
   table = _table(results, config, wall)
   with open(os.path.join(workdir, 'normalizers.md'), 'w') as f:
     f.write(table)
+  summary = {'log_z': log_z, 'wall_time_s': wall, 'results': results}
   with open(os.path.join(workdir, 'normalizers.json'), 'w') as f:
-    json.dump({'log_z': log_z, 'wall_time_s': wall, 'results': results}, f, indent=2)
+    json.dump(summary, f, indent=2)
   _plot(results, config, os.path.join(workdir, 'normalizers.png'))
-  return table
+  return {**summary, 'table': table}
 
 
 def _table(results, config, wall):

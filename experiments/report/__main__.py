@@ -1,0 +1,95 @@
+"""The reproduction report: the benchmarks as sweeps, the claims judged on them, ``docs/results.md``.
+
+``python -m experiments.report [--quick] [--only=a,c] [--workdir=runs/report] [--output=docs/results.md]``
+
+Every benchmark (:mod:`experiments.report.benchmarks`) is a sweep of an ordinary config, so any
+cell can be rerun alone; finished runs are reused. ``--quick`` shrinks steps, seeds and grids
+to check the pipeline end to end in minutes; its numbers mean nothing.
+"""
+
+import importlib
+import os
+import shutil
+import time
+
+from absl import app, flags
+
+from experiments.core.checks import set_field
+from experiments.report import benchmarks, claims, render
+from experiments.run.training import run
+from experiments.sweep import Subprocesses, run_sweep
+
+_QUICK = flags.DEFINE_bool('quick', False, 'Tiny grids and steps: checks the pipeline only.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Where the sweeps run (default runs/report; '
+                               'runs/report_quick with --quick).')
+_OUTPUT = flags.DEFINE_string('output', None, 'The report (default docs/results.md; '
+                              '<workdir>/results.md with --quick).')
+_JOBS = flags.DEFINE_integer('jobs', 2, 'Runs in parallel.')
+_ONLY = flags.DEFINE_list('only', [], 'Sections to run (default all): ' + ','.join(benchmarks.TITLES))
+
+
+def load_config(module: str, fields: dict):
+  config = importlib.import_module(f'experiments.configs.{module}').get_config()
+  for field, value in fields.items():
+    set_field(config, field, value)
+  return config
+
+
+def run_benchmark(benchmark, quick: bool, workdir: str, jobs: int, *, seed_start=None, seeds=None, grid=None):
+  fields = benchmark.fields(quick)
+  config = load_config(benchmark.config, fields)
+  if seed_start is not None:
+    config.seed = seed_start
+    fields = {**fields, 'seed': seed_start}
+  return run_sweep(config, grid or benchmark.grid, seeds=seeds or benchmark.seeds, workdir=workdir,
+                   executor=Subprocesses(benchmark.config_file, fields, jobs))
+
+
+def main(argv):
+  del argv
+  quick = _QUICK.value
+  workdir = _WORKDIR.value or ('runs/report_quick' if quick else 'runs/report')
+  output = _OUTPUT.value or (os.path.join(workdir, 'results.md') if quick else 'docs/results.md')
+  only = set(_ONLY.value) or set(benchmarks.TITLES)
+  started, results, alignment = time.perf_counter(), {}, None
+  if 'a' in only:
+    alignment = run(load_config('gradient_alignment', benchmarks.alignment_overrides(quick)),
+                    os.path.join(workdir, 'alignment'))
+    alignment['wall_s'] = time.perf_counter() - started
+  chosen = {b.name: b for b in benchmarks.benchmarks(quick) if b.section in only}
+  for benchmark in chosen.values():
+    sweep_dir = os.path.join(workdir, benchmark.name)
+    results[benchmark.name] = run_benchmark(benchmark, quick, sweep_dir, _JOBS.value)
+  # Each d's best MI cell, picked on seed 0, is judged on fresh seeds: no best-of-many selection.
+  for d, _ in benchmarks.mutual_information_pairs(quick) if 'd' in only else ():
+    candidates = claims.mutual_information_benchmarks(chosen, d)
+    name, cell = claims.best_mutual_information_cell(results, candidates)
+    results[f'mi{d}_confirmation'] = run_benchmark(
+        chosen[name], quick, os.path.join(workdir, f'mi{d}_confirmation'), _JOBS.value, seed_start=1,
+        seeds=1 if quick else benchmarks.CONFIRMATION_SEEDS, grid={k: [v] for k, v in cell.items()})
+  verdicts = claims.judge(alignment, results)
+  plots = {name: _publish(path, output, f'{name}_{os.path.basename(path)}')
+           for name in results for path in _plots(os.path.join(workdir, name))}
+  if alignment:
+    plots['alignment'] = _publish(alignment['plot'], output, 'gradient_alignment.png')
+  with open(output, 'w') as f:
+    f.write(render.report(verdicts, alignment, results, chosen, plots, quick=quick, jobs=_JOBS.value))
+  total = sum(r.wall_s for r in results.values()) + (alignment['wall_s'] if alignment else 0.0)
+  print(f'report: {output} ({time.perf_counter() - started:.0f} s now; {total:.0f} s of runs in all)')
+
+
+def _plots(sweep_dir: str) -> list[str]:
+  return [os.path.join(sweep_dir, png) for png in ('sweep_curves.png', 'sweep_vs_magnitude.png')
+          if os.path.exists(os.path.join(sweep_dir, png))]
+
+
+def _publish(path, output, name):
+  """Copies a plot beside the report (run directories are not committed); returns its link."""
+  target = os.path.join(os.path.dirname(os.path.abspath(output)), 'results', name)
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  shutil.copyfile(path, target)
+  return f'results/{name}'
+
+
+if __name__ == '__main__':
+  app.run(main)
