@@ -98,12 +98,15 @@ def benchmarks(quick: bool) -> list[Benchmark]:
   quick_mi = {**QUICK, 'data.num_train': 2000}
   for d, mi in mutual_information_pairs(quick):
     base = {'data.dim': d, 'data.mutual_information': mi}
-    # One seed per cell; the report reruns each d's best cell on fresh seeds (confirmation).
+    # The claims' sweeps (NCE, NWJ; N²CE at M = 100 and e^MI) over seeds; the exploratory ones
+    # (TRE, MLP, ranking) one seed each. Each d's best cell, picked on seed 0, is judged on
+    # seeds 1.. (rerun when its sweep had one seed): no best-of-many selection.
     result += [
-        Benchmark('d', f'mi{d}', 'mutual_information', {'objective.name': ['nce', 'nwj']}, 1, base, quick_mi),
+        Benchmark('d', f'mi{d}', 'mutual_information', {'objective.name': ['nce', 'nwj']}, seeds, base,
+                  quick_mi),
         Benchmark('d', f'mi{d}_n2ce', 'mutual_information',
                   {'objective.magnitude': [100.0] if quick else [100.0, oracle_magnitude(mi)],
-                   'objective.name': ['noisier_nce']}, 1, base, quick_mi)]
+                   'objective.name': ['noisier_nce']}, seeds, base, quick_mi)]
     if quick:
       continue
     # TRE's K heads of d^2 parameters: at d = 320, K = 5 was still at -44 nats after 2000 steps.
@@ -124,7 +127,7 @@ def benchmarks(quick: bool) -> list[Benchmark]:
   return result
 
 
-CONFIRMATION_SEEDS = 4  # fresh seeds for the best MI cell of each d, chosen on seed 0
+CONFIRMATION_SEEDS = SEEDS - 1  # seeds 1.. for the best MI cell of each d, chosen on seed 0
 
 
 def alignment_overrides(quick: bool) -> dict:

@@ -51,6 +51,10 @@ class SweepResult:
       out[cell[field]] = self.summaries(cell)
     return out
 
+  def subset(self, cell: dict, first_seed: int) -> 'SweepResult':
+    """The runs of ``cell`` from seed ``first_seed`` on, as a sweep of their own."""
+    return SweepResult([r for r in self.runs if r.cell == cell and r.seed >= first_seed])
+
   def cell(self, **fixed) -> list[dict]:
     """The summaries of the one cell that holds ``fixed``."""
     found = self.cells(**fixed)
