@@ -35,8 +35,8 @@ import jax  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
 from experiments.configs import celeba_lebm, cifar10_lebm, mnist_lebm, svhn_lebm  # noqa: E402
-from experiments.latent_ebm import build  # noqa: E402
-from experiments.task import make_optimizer  # noqa: E402
+from experiments.run.training import make_optimizer  # noqa: E402
+from experiments.tasks.latent_images import build  # noqa: E402
 from nnce_jax import train as engine  # noqa: E402
 
 

@@ -3,10 +3,10 @@
 import jax
 import numpy as np
 
-from experiments.configs import density_chasm, gaussian, mutual_information, normalizers, toy2d
+from experiments.configs import density_chasm, gaussian, log_z_estimators, mutual_information, toy2d
 
 CONFIGS = {'density_chasm': density_chasm, 'gaussian': gaussian, 'toy2d': toy2d,
-           'normalizers': normalizers, 'mutual_information': mutual_information}
+           'log_z_estimators': log_z_estimators, 'mutual_information': mutual_information}
 
 
 def small_config(task='density_chasm', num_steps=100, **train):

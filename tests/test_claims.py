@@ -1,102 +1,144 @@
-"""Each claim's verdict follows the numbers it is given."""
+"""Each claim's verdict (reproduced / not reproduced / inconclusive) follows the numbers it is given."""
 
-from experiments.claims import claims_table
-from experiments.sweep_runner import SweepResult
+import numpy as np
+import pytest
+
+from experiments.report import claims
+from experiments.report.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
+from experiments.report.render import claims_table
+from experiments.report.statistics import interval, paired
+from experiments.sweep import Run, SweepResult
+
+SEEDS = 5
+NOISE = np.array([0.3, -0.1, 0.2, -0.3, -0.1])  # a fixed wobble across seeds, mean 0
 
 
-def _summary(seed, **final):
-  steps = final.pop('steps', None)
+def _summary(seed, steps=None, last=8000, **final):
   final.setdefault('kl_error', 0.05)
-  return {'seed': seed, 'final': final, 'steps_to_tolerance': steps,
+  return {'seed': seed, 'final': final, 'steps_to_tolerance': steps, 'steps': last,
           'truth': {'cramer_rao_param_error': 0.01, 'mle_param_error': 0.01, 'kl': 6.4, 'mi': 80.0}}
 
 
-def _sweep(cells):
-  """``cells``: ``{((field, value), ...): [final-metric dicts, one per seed]}``."""
-  return SweepResult('', {key: [_summary(i, **dict(f)) for i, f in enumerate(finals)]
-                          for key, finals in cells.items()})
+def _sweep(cells: list[tuple[dict, list[dict]]]) -> SweepResult:
+  """``cells``: ``[(cell, [summary fields of each seed])]``."""
+  return SweepResult([Run(cell, seed, '', _summary(seed, **fields))
+                      for cell, seeds in cells for seed, fields in enumerate(seeds)])
 
 
-def _magnitude_sweep(errors):
-  return _sweep({(('objective.magnitude', m), ('data.num_train', 1000)): [{'param_error': e}] * 2
-                 for m, e in errors.items()})
+def _seeds(metric, mean, spread=0.0, roll=0):
+  """Seed values ``mean + spread * wobble``; cells with another ``roll`` wobble out of step."""
+  return [{metric: mean + spread * w} for w in np.roll(NOISE, roll)]
 
 
-def _row(table, start):
-  return next(line for line in table.splitlines() if line.startswith(f'| {start}'))
+def _verdict(verdicts, start):
+  return next(v for v in verdicts if v.claim.startswith(start))
 
 
-def test_u_shape_needs_an_interior_minimum_below_both_ends():
-  u = claims_table(None, {'gaussian_m': _magnitude_sweep({1: 0.05, 10: 0.02, 100: 0.03})})
-  assert '| reproduced |' in _row(u, '(b) n = 1000') and 'M* = 10,' in u
-  falling = claims_table(None, {'gaussian_m': _magnitude_sweep({1: 0.05, 10: 0.03, 100: 0.02})})
-  assert 'not reproduced' in _row(falling, '(b) n = 1000')
+def test_paired_interval_is_the_t_interval_of_the_differences():
+  a, b = np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.5, 1.0, 2.5, 3.0])
+  found = paired(a, b)
+  d = a - b
+  half = 3.182446 * d.std(ddof=1) / 2  # t(0.975, 3) * s / sqrt(4)
+  assert found.mean == pytest.approx(d.mean())
+  assert (found.low, found.high) == pytest.approx((d.mean() - half, d.mean() + half), rel=1e-5)
+  assert found.sign == 1
+  assert interval([3.0]).sign == 0 and 'no interval' in str(interval([3.0]))
+  with pytest.raises(ValueError, match='same seeds'):
+    paired([1.0, 2.0], [1.0])
 
 
-def test_chasm_fraction_uses_the_best_magnitude_and_never_counts_as_infinite():
-  results = {
-      'chasm6.41_baselines': _sweep({(('objective.name', 'nce'),): [{'steps': 4000}, {'steps': 6000}],
-                                     (('objective.name', 'nwj'),): [{'steps': None, 'kl': 5.0}] * 2}),
-      'chasm6.41_n2ce': _sweep({(('objective.magnitude', 10.0),): [{'steps': 3000}] * 2,
-                                (('objective.magnitude', 100.0),): [{'steps': 2000}, {'steps': None}],
-                                (('objective.magnitude', 1000.0),): [{'steps': 2500}] * 2}),
-      'chasm6.41_schedules': _sweep({(('objective.magnitude_schedule', 'cosine'),):
-                                     [{'steps': 2400, 'kl_error': 0.01}] * 2}),
-  }
-  table = claims_table(None, results)
-  row = _row(table, '(6.41 nats, c) N²CE stays')
-  assert 'NCE 5000 steps' in row and '100: never' in row and 'best M = 1000' in row
-  assert f'**{2500 / 5000:.2f}** of NCE' in row and '| reproduced |' in row
-  assert '| yes |' in _row(table, '(6.41 nats, c) A decaying M')  # 2400 < 2500
-  assert '| reproduced |' in _row(table, '(6.41 nats, c) NWJ')  # never within tolerance
+def _gaussian(errors: dict, spread: float, n=1000):
+  return _sweep([({'objective.magnitude': m, 'data.num_train': n, 'objective.name': 'noisier_nce'},
+                  _seeds('param_error', e, spread, roll=i)) for i, (m, e) in enumerate(errors.items())])
 
 
-def test_mutual_information_goal_is_five_percent_at_every_dimension():
-  def mi(estimates):
-    return _sweep({(('objective.name', n), ('objective.num_stages', 1)): [{'mi': e}]
-                   for n, e in estimates.items()})
-  close = claims_table(None, {'mi40': mi({'nce': 50.0, 'nwj': 79.0}), 'mi80': mi({'nce': 30.0, 'nwj': 81.0})})
-  assert '| reproduced |' in _row(close, '(d) The best') and 'd = 80: 1.2%' in close
-  assert '| reproduced |' in _row(close, '(d) Single-ratio NCE fails at d = 80')
-  far = claims_table(None, {'mi40': mi({'nce': 50.0, 'nwj': 79.0}), 'mi80': mi({'nce': 30.0, 'nwj': 70.0})})
-  assert 'not reproduced' in _row(far, '(d) The best')
-  assert 'd = 80: 12.5%' in far  # nwj's 70 against 80: above the goal
+def test_u_shape_is_reproduced_refuted_or_inconclusive_by_the_seeds():
+  judge = lambda sweep: claims._u_shape(None, {'gaussian_m': sweep})[0].verdict  # noqa: E731
+  assert judge(_gaussian({1.0: 0.05, 10.0: 0.02, 100.0: 0.03}, 0.001)) == REPRODUCED
+  # The best M at the end of the grid, clearly better than its neighbour: monotone, not U.
+  assert judge(_gaussian({1.0: 0.05, 10.0: 0.04, 100.0: 0.02}, 0.001)) == NOT_REPRODUCED
+  # An interior minimum that seed noise could have placed there.
+  assert judge(_gaussian({1.0: 0.05, 10.0: 0.045, 100.0: 0.049}, 0.05)) == INCONCLUSIVE
 
 
-def test_steps_of_runs_that_only_partly_reach_tolerance_say_so():
-  from experiments.writers import mean_std
-  assert mean_std([1000, 2000]) == '1500 ± 5e+02'
-  assert mean_std([1000, None, None]) == '1000 (1 of 3; the rest never)'
-  assert mean_std([None, None]) == 'never'
+def test_optimum_scaling_says_when_m_star_falls_with_n():
+  small = _gaussian({1.0: 0.05, 10.0: 0.04, 100.0: 0.02, 1000.0: 0.03}, 0.001, n=1000)
+  falls = _gaussian({1.0: 0.05, 10.0: 0.01, 100.0: 0.02, 1000.0: 0.03}, 0.001, n=10000)
+  same = _gaussian({1.0: 0.05, 10.0: 0.04, 100.0: 0.02, 1000.0: 0.03}, 0.001, n=10000)
+  judge = lambda large: claims._optimum_scaling(  # noqa: E731
+      None, {'gaussian_m': SweepResult(small.runs + large.runs)})[0]
+  assert judge(falls).verdict == NOT_REPRODUCED
+  assert judge(same).verdict == INCONCLUSIVE
+  assert judge(same).numbers['best_magnitude'] == {1000: 100.0, 10000: 100.0}
 
 
-def test_magnitude_rule_compares_m_equal_e_to_the_mi_with_m_100():
-  def n2ce(estimates):  # truth MI = 80 (see _summary)
-    return _sweep({(('objective.magnitude', m), ('objective.name', 'noisier_nce')): [{'mi': e}]
-                   for m, e in estimates.items()})
-  better = claims_table(None, {'mi320_n2ce': n2ce({100.0: 36.0, 5.54e34: 79.0, 1e30: 81.0})})
-  row = _row(better, '(d) N²CE needs M')
-  assert '| reproduced |' in row and 'M = 100: 55.0%' in row and 'M = 5.54e+34: 1.2%' in row
-  worse = claims_table(None, {'mi320_n2ce': n2ce({100.0: 79.0, 5.54e34: 60.0})})
-  assert 'not reproduced' in _row(worse, '(d) N²CE needs M')
-  assert '(d) N²CE needs M' not in claims_table(None, {'mi320_n2ce': n2ce({100.0: 79.0, 1e30: 60.0})})
+def _chasm(nce_steps, n2ce_steps, nwj_steps=None, nwj_error=0.05):
+  name = lambda s, **extra: [{'steps': v, 'kl_error': extra.get('kl_error', 0.05)} for v in s]  # noqa: E731
+  return {'chasm6.41_baselines': _sweep([({'objective.name': 'nce'}, name(nce_steps)),
+                                         ({'objective.name': 'nwj'}, name(nwj_steps or nce_steps,
+                                                                          kl_error=nwj_error))]),
+          'chasm6.41_n2ce': _sweep([({'objective.magnitude': m, 'objective.name': 'noisier_nce'}, name(s))
+                                    for m, s in n2ce_steps.items()])}
 
 
-def test_first_step_within_half_a_nat_is_read_from_each_runs_metrics(tmp_path):
-  import json
+def test_chasm_speed_is_inconclusive_when_nobody_gets_there():
+  never = [None] * SEEDS
+  verdict = claims._chasm_speed(None, _chasm(never, {10.0: never, 100.0: never}))[0]
+  assert verdict.verdict == INCONCLUSIVE
+  assert 'NCE never' in verdict.evidence
 
-  def run(name, errors):  # one eval every 1000 steps
-    (tmp_path / name).mkdir()
-    (tmp_path / name / 'metrics.jsonl').write_text(''.join(
-        json.dumps({'step': 1000 * (i + 1), 'eval_kl_error': e}) + '\n' for i, e in enumerate(errors)))
-    return {**_summary(0, steps=None, kl=13.0), 'run_dir': str(tmp_path / name)}
 
-  results = {
-      'chasm13.3_baselines': SweepResult('', {(('objective.name', 'nce'),): [run('nce', [3, 2, 1, 0.4, 0.3])],
-                                              (('objective.name', 'nwj'),): [run('nwj', [1, 0.05])]}),
-      'chasm13.3_n2ce': SweepResult('', {(('objective.magnitude', 10.0),): [run('m10', [2, 0.45, 0.6, 0.2])],
-                                         (('objective.magnitude', 1e4),): [run('m1e4', [0.3, 0.2])]}),
-  }
-  row = _row(claims_table(None, results), '(13.3 nats, c) N²CE stays')
-  assert 'First step within 0.5 nat: NCE 4000' in row and '10: 2000, 10000: 1000' in row
-  assert "M = 10000 takes **0.25** of NCE's" in row
+def test_chasm_speed_pairs_seeds_and_corrects_for_the_best_m():
+  nce = [5000, 5200, 4900, 5100, 5300]
+  faster = claims._chasm_speed(None, _chasm(nce, {10.0: [s - 2000 for s in nce], 100.0: nce}))[0]
+  assert faster.verdict == REPRODUCED
+  assert faster.numbers['nce_minus_n2ce'][10.0]['level'] == pytest.approx(0.975)  # two Ms: Bonferroni
+  slower = claims._chasm_speed(None, _chasm(nce, {10.0: [s + 1500 for s in nce],
+                                                 100.0: [s + 900 for s in nce]}))
+  assert slower[0].verdict == NOT_REPRODUCED
+  noisy = claims._chasm_speed(None, _chasm(nce, {10.0: [3000, 7900, 2500, 7000, 6100]}))
+  assert noisy[0].verdict == INCONCLUSIVE
+
+
+def test_nwj_within_seed_noise_of_nce_is_inconclusive():
+  never = [None] * SEEDS
+  tied = claims._nwj_chasm(None, _chasm(never, {}, never, nwj_error=0.05))[0]
+  assert tied.verdict == INCONCLUSIVE
+  faster = claims._nwj_chasm(None, _chasm([5000, 5200, 4900, 5100, 5300], {},
+                                          [1600, 1700, 1650, 1500, 1800]))
+  assert faster[0].verdict == NOT_REPRODUCED
+
+
+def _confirmation(errors):
+  return _sweep([({'objective.num_stages': 5, 'objective.name': 'noisier_nce'},
+                  [{'mi': 80.0 * (1 + e)} for e in errors])])
+
+
+def test_mutual_information_goal_uses_the_confirmation_seeds():
+  base = {'mi320': _sweep([({'objective.name': 'nce'}, [{'mi': 40.0}] * SEEDS)])}
+  within, beyond = _confirmation([0.01, 0.02, 0.01, 0.015]), _confirmation([0.2, 0.25, 0.3, 0.22])
+  goal = lambda confirmation: claims._mutual_information_goal(  # noqa: E731
+      None, {**base, 'mi320_confirmation': confirmation})[0].verdict
+  assert goal(within) == REPRODUCED
+  assert goal(beyond) == NOT_REPRODUCED
+  assert claims._single_ratio_fails(None, base)[0].verdict == REPRODUCED  # NCE at half the MI
+
+
+def test_best_mutual_information_cell_is_picked_on_seed_zero():
+  from experiments.report.benchmarks import Benchmark
+  sweep = _sweep([({'objective.name': 'nce'}, [{'mi': 70.0}, {'mi': 80.0}]),
+                  ({'objective.name': 'nwj'}, [{'mi': 75.0}, {'mi': 10.0}])])
+  found = claims.best_mutual_information_cell({'mi320': sweep}, [Benchmark('d', 'mi320', 'mutual_information',
+                                                                           {}, overrides={'data.dim': 320})])
+  assert found == ('mi320', {'objective.name': 'nwj'})
+
+
+def test_claims_render_from_the_verdicts_and_skip_unrun_sweeps():
+  assert claims.judge(None, {}) == []
+  toy = _sweep([({'objective.name': 'nce'}, _seeds('test_nll', 2.84, 0.01)),
+                ({'objective.name': 'noisier_nce'}, _seeds('test_nll', 2.845, 0.03, roll=2))])
+  verdicts = claims._toy2d(None, {'toy2d': toy})
+  table = claims_table(verdicts)
+  assert verdicts[0].verdict in (REPRODUCED, INCONCLUSIVE)
+  assert table.startswith(f'{int(verdicts[0].verdict == REPRODUCED)} reproduced')
+  assert '(e) N²CE fits toy 2-D densities' in table

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from experiments.config_checks import ConfigError, check_config
-from experiments.train import train_and_evaluate
+from experiments.core.checks import ConfigError
+from experiments.run.training import check_config, train_and_evaluate
 from nnce_jax.data import toy2d
 from tests.helpers import small_config
 
@@ -47,13 +47,13 @@ def test_each_config_runs_a_few_steps(tmp_path, task, overrides):
 
 
 def test_normalizer_benchmark_writes_its_table_and_plot(tmp_path):
-  from experiments.configs import normalizers as normalizers_config
-  from experiments.normalizers import run_benchmark
-  config = normalizers_config.get_config()
+  from experiments.configs import log_z_estimators as log_z_config
+  from experiments.tasks.log_z_estimators import evaluate
+  config = log_z_config.get_config()
   config.num_seeds = 3
   config.data.update(dim=3, kl_values=(1.0, 5.0), sample_sizes=(100, 1000))
   check_config(config, num_devices=4)
-  table = run_benchmark(config, str(tmp_path))
+  table = evaluate(config, str(tmp_path))['table']
   assert table.count('\n| ') == 2 + 4  # header, rule, 2 KLs x 2 sizes
   for name in ('normalizers.md', 'normalizers.json', 'normalizers.png'):
     assert os.path.exists(tmp_path / name)
@@ -77,6 +77,9 @@ BAD = [
      'config.objective.name=.*allowed values: nce, noisier_nce, nwj, ranking_nce'),
     ('objective.magnitude', 0.0, r'config.objective.magnitude=0.0 is invalid; it must be a number in \(0'),
     ('objective.magnitude', -5.0, 'config.objective.magnitude=-5.0'),
+    ('objective.magnitude', 1e30,
+     r'config.objective.magnitude=1e\+30 is invalid; it must be a number in \(0, 1e\+12\]'),
+    ('optimizer.schedule', 'step', 'config.optimizer.schedule=.*allowed values: constant, cosine'),
     ('objective.num_stages', 0, r'config.objective.num_stages=0 is invalid; it must be an integer in \[1'),
     ('objective.noise_ratio', 0, 'config.objective.noise_ratio=0'),
     ('train.batch_size', 66,
@@ -103,9 +106,18 @@ def test_bad_config_names_the_field_and_allowed_values(field, value, message):
 
 
 def test_normalizer_benchmark_rejects_unreachable_kl():
-  config = small_config('normalizers')
+  config = small_config('log_z_estimators')
   config.data.kl_values = (0.01, 5.0)
   with pytest.raises(ConfigError, match='config.data.kl_values holds 0.01, below'):
+    check_config(config, num_devices=4)
+
+
+def test_unknown_task_lists_the_task_modules():
+  config = small_config()
+  config.task = 'density_chasms'
+  with pytest.raises(ConfigError, match="config.task='density_chasms' is invalid; allowed values: "
+                     'density_chasm, gaussian, gradient_alignment, latent_images, log_z_estimators, '
+                     'mutual_information, toy2d'):
     check_config(config, num_devices=4)
 
 

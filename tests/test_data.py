@@ -84,7 +84,7 @@ def test_celeba_like_images_are_cropped_and_resized(tmp_path):
 def test_average_precision_matches_scikit_learn():
   from sklearn.metrics import average_precision_score
 
-  from experiments.latent_ebm import average_precision
+  from experiments.tasks.latent_images import average_precision
   rng = np.random.default_rng(0)
   positive = rng.random(500) < 0.1
   scores = rng.normal(size=500) + positive

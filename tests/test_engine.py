@@ -14,7 +14,7 @@ import optax
 import pytest
 from ml_collections import ConfigDict
 
-from experiments.train import fit
+from experiments.run.training import fit
 from nnce_jax import train as engine
 from nnce_jax.parallel import DataParallel
 from tests.helpers import leaves, small_config

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from experiments.config_checks import ConfigError, get_field, set_field
-from experiments.workdir import open_workdir
+from experiments.core.checks import ConfigError, get_field, set_field
+from experiments.run.workdir import open_workdir
 from nnce_jax import normalizers
 from nnce_jax.data.images import image_batches
 from nnce_jax.objectives import OBJECTIVES, make_objective

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from experiments.config_checks import ConfigError, check_config
 from experiments.configs import celeba_lebm, cifar10_lebm, mnist_lebm, svhn_lebm
-from experiments.train import fit, train_and_evaluate
+from experiments.core.checks import ConfigError
+from experiments.run.training import check_config, fit, train_and_evaluate
 from nnce_jax.data import images
 from tests.helpers import leaves
 
@@ -76,7 +76,7 @@ def test_fid_with_an_exported_feature_network(tmp_path):
   import jax
   import jax.numpy as jnp
 
-  from experiments.latent_ebm import load_features
+  from experiments.tasks.latent_images import load_features
   from nnce_jax.fid import feature_distance
   projection = jax.random.normal(jax.random.PRNGKey(0), (32 * 32 * 3, 6))
   network = jax.jit(lambda images: jnp.tanh(images.reshape(images.shape[0], -1) @ projection))
@@ -119,8 +119,8 @@ def test_anomaly_quick_mode_writes_the_table(data_dir, tmp_path):
   from tests.test_configs import REPO
   output = tmp_path / 'anomaly.md'
   result = subprocess.run(
-      [sys.executable, '-m', 'experiments.anomaly', '--quick', f'--workdir={tmp_path}', f'--output={output}',
-       f'--override=data.data_dir={data_dir}', '--override=model.hidden=(32,32)',
+      [sys.executable, '-m', 'experiments.report.anomaly', '--quick', f'--workdir={tmp_path}',
+       f'--output={output}', f'--override=data.data_dir={data_dir}', '--override=model.hidden=(32,32)',
        '--override=model.generator_hidden=(64,)'],
       cwd=REPO, capture_output=True, text=True, timeout=600,
       env={**os.environ, 'XLA_FLAGS': '', 'JAX_PLATFORMS': 'cpu'})

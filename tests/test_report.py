@@ -1,6 +1,8 @@
 """The report's quick mode runs every benchmark end to end and writes a report."""
 
+import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -22,40 +24,76 @@ def test_quick_report_runs_every_benchmark(tmp_path):
     assert f'## {section}' in report
   assert 'Fitted slope of log bias norm' in report
   claims = report[report.index('## Claims'):report.index('## (a)')]
-  for claim in ('(a) The N²CE gradient tends', '(a) The gradient bias', '(b) n = 1000: U-shaped',
+  for claim in ('(a) The N²CE gradient tends', '(a) The gradient bias', '(b) n = 1000: the parameter error',
                 '(6.41 nats, c) N²CE stays', '(6.41 nats, c) A decaying M', '(d) The best estimator',
                 '(d) Single-ratio NCE', '(e) N²CE fits', '(6.41 nats, f) More ranking'):
     assert claim in claims
-  # A rerun reuses every finished run.
-  again = subprocess.run(
-      [sys.executable, '-m', 'experiments.sweep', '--config=experiments/configs/density_chasm.py',
-       '--grid=objective.name=nce,nwj', '--seeds=1', f'--workdir={tmp_path}/chasm6.41_baselines',
-       '--config.data.sigma=0.001', '--config.train.num_steps=200', '--config.train.eval_every=100',
-       '--config.train.log_every=200', '--config.train.checkpoint_every=200', '--config.data.num_test=500',
-       '--config.likelihood.num_samples=0'],
-      cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, 'XLA_FLAGS': ''})
+  verdicts = json.loads((tmp_path / 'results' / 'claims.json').read_text())
+  assert {v['verdict'] for v in verdicts} <= {'reproduced', 'not reproduced', 'inconclusive'}
+  assert len(verdicts) == claims.count('\n| (')
+  # The command the report prints for a sweep reruns it, reusing every finished run.
+  command = next(line.strip('`') for line in report.splitlines()
+                 if line.startswith('`python -m experiments.sweep') and 'chasm6.41_baselines ' in line)
+  again = subprocess.run([sys.executable, *shlex.split(command)[1:]], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, 'XLA_FLAGS': ''})
   assert again.returncode == 0, again.stderr[-3000:]
-  assert '2 runs, 2 done' in again.stdout
+  assert '4 runs, 4 done' in again.stdout
 
 
 def test_sweep_grid_is_validated_before_any_run(tmp_path):
-
-
-  from experiments.config_checks import ConfigError, parse_value
-  from experiments.sweep_runner import parse_grid, run_sweep
+  from experiments.core.checks import ConfigError, parse_value
+  from experiments.sweep import InProcess, run_sweep
+  from experiments.sweep.grid import cells, parse_grid_flags
   from tests.helpers import small_config
   config = small_config()
-  assert parse_grid(config, ['objective.magnitude=1,10', 'objective.name=nce']) == [
-      ('objective.magnitude', [1.0, 10.0]), ('objective.name', ['nce'])]
-  assert parse_grid(config, ['train.batch_size=1e3']) == [('train.batch_size', [1000])]
+  assert parse_grid_flags(config, ['objective.magnitude=1,10', 'objective.name=nce']) == {
+      'objective.magnitude': [1.0, 10.0], 'objective.name': ['nce']}
+  assert parse_grid_flags(config, ['train.batch_size=1e3']) == {'train.batch_size': [1000]}
   assert parse_value(config, 'model.hidden', '(8,8)') == (8, 8)
+  assert cells({'a.x': [1, 2], 'b.y': ['u']}) == [{'a.x': 1, 'b.y': 'u'}, {'a.x': 2, 'b.y': 'u'}]
   with pytest.raises(ConfigError, match='config.objective.magnitud does not exist'):
-    parse_grid(config, ['objective.magnitud=1'])
+    parse_grid_flags(config, ['objective.magnitud=1'])
   with pytest.raises(ConfigError, match="config.train.batch_size='1.5' is invalid; it holds int values"):
-    parse_grid(config, ['train.batch_size=1.5'])
+    parse_grid_flags(config, ['train.batch_size=1.5'])
   with pytest.raises(ConfigError, match='config.objective.magnitude=.x. is invalid; it holds float'):
-    parse_grid(config, ['objective.magnitude=1,x'])
+    parse_grid_flags(config, ['objective.magnitude=1,x'])
+  # Typed grids: a value of the wrong type, or a field the config lacks, fails naming it.
+  with pytest.raises(ConfigError, match="config.objective.name=3; it holds str values"):
+    run_sweep(config, {'objective.name': [3]}, seeds=1, workdir=str(tmp_path / 's'), executor=InProcess())
   # A bad cell anywhere in the grid fails before the first run starts.
   with pytest.raises(ConfigError, match='config.objective.magnitude=-1.0 is invalid'):
-    run_sweep(config, 'unused.py', ['objective.magnitude=10,-1'], seeds=1, workdir=str(tmp_path / 's'))
+    run_sweep(config, {'objective.magnitude': [10.0, -1.0]}, seeds=1, workdir=str(tmp_path / 's'),
+              executor=InProcess())
   assert not (tmp_path / 's').exists()
+
+
+def test_a_failing_run_stops_its_siblings_and_is_named(tmp_path):
+  from experiments.sweep import Run, RunFailed, Subprocesses
+  sleeper = Run({'objective.name': 'nce'}, 0, str(tmp_path / 'sleeper'), {})
+  failing = Run({'objective.name': 'nwj'}, 0, str(tmp_path / 'failing'), {})
+
+  class Scripted(Subprocesses):
+    def command(self, item):
+      script = ('import time; time.sleep(120)' if item is sleeper else
+                'import sys; print("step 30: loss is nan"); sys.exit(3)')
+      return [sys.executable, '-c', script]
+
+  said = []
+  with pytest.raises(RunFailed, match=r'run .*failing failed with exit code 3: step 30: loss is nan'):
+    Scripted('unused.py', jobs=2).execute([sleeper, failing], said.append)
+  assert f'sweep: stopping {sleeper.run_dir}' in said
+
+
+def test_compare_is_an_in_process_sweep_over_objectives(tmp_path):
+  from experiments.sweep import InProcess, run_sweep
+  from tests.helpers import small_config
+  config = small_config(num_steps=20, eval_every=10, log_every=10, checkpoint_every=20)
+  config.likelihood.num_samples = 0
+  result = run_sweep(config, {'objective.name': ['nce', 'noisier_nce']}, seeds=2, workdir=str(tmp_path),
+                     executor=InProcess(), log=lambda _: None)
+  assert [c['objective.name'] for c in result.cells()] == ['nce', 'noisier_nce']
+  assert [s['seed'] for s in result.cell(name='nce')] == [0, 1]  # seeds pair across cells
+  assert set(result.by('name')) == {'nce', 'noisier_nce'}
+  assert result.table.count('\n| ') == 5  # header, rule, truth and a row per objective
+  for name in ('sweep.csv', 'sweep.md', 'sweep_curves.png'):
+    assert (tmp_path / name).exists()

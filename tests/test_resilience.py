@@ -16,8 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from experiments.train import fit
-from experiments.workdir import WorkdirConflict, open_workdir
+from experiments.run.training import fit
+from experiments.run.workdir import WorkdirConflict, open_workdir
 from tests.helpers import leaves, small_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -225,7 +225,7 @@ def test_a_second_run_in_a_locked_workdir_is_refused_naming_the_holder(tmp_path)
 
 def test_the_lock_of_a_killed_process_is_taken_over(tmp_path):
   holder = subprocess.Popen(
-      [sys.executable, '-c', 'import sys, time; from experiments.workdir import WorkdirLock; '
+      [sys.executable, '-c', 'import sys, time; from experiments.run.workdir import WorkdirLock; '
        'WorkdirLock(sys.argv[1]).acquire(); print("held", flush=True); time.sleep(600)', str(tmp_path)],
       cwd=REPO, stdout=subprocess.PIPE)
   try:

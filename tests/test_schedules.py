@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from experiments.train import train_and_evaluate
+from experiments.run.training import train_and_evaluate
 from nnce_jax import schedules
 from tests.helpers import small_config
 

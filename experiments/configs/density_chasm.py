@@ -21,3 +21,8 @@ def get_config():
   # ~0.1 nat; a 500-step EMA makes "stays within 0.1 nat" measure convergence, not jitter.
   config.train.ema_decay = 0.998
   return config
+
+
+def get_sweep():
+  """``python -m experiments.sweep --config=<this file>`` without ``--grid``: N²CE over M (M = 1 is NCE)."""
+  return {'objective.name': ['noisier_nce'], 'objective.magnitude': [1.0, 10.0, 100.0, 1000.0, 10000.0]}

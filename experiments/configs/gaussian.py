@@ -19,3 +19,9 @@ def get_config():
   config.train.log_every = 1000
   config.train.eval_every = 200
   return config
+
+
+def get_sweep():
+  """``python -m experiments.sweep --config=<this file>`` without ``--grid``: the U-shape in M."""
+  return {'objective.name': ['noisier_nce'], 'objective.magnitude': [1.0, 10.0, 100.0, 1000.0, 10000.0],
+          'data.num_train': [1000, 10000]}

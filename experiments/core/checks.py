@@ -36,8 +36,8 @@ def number(config, field, *, low=None, high=None, integer=False, low_open=False,
   if ok and high is not None:
     ok = value < high if high_open else value <= high
   if not ok:
-    lo = '' if low is None else f'{"(" if low_open else "["}{low}'
-    hi = '' if high is None else f'{high}{")" if high_open else "]"}'
+    lo = '' if low is None else f'{"(" if low_open else "["}{low:g}'
+    hi = '' if high is None else f'{high:g}{")" if high_open else "]"}'
     span = f' in {lo or "(-inf"}, {hi or "inf)"}' if lo or hi else ''
     raise ConfigError(f'config.{field}={value!r} is invalid; it must be {kind}{span}')
 
@@ -54,11 +54,16 @@ def set_field(config, field, value) -> None:
   (get_field(config, '.'.join(path)) if path else config)[name] = value
 
 
-def apply_overrides(config, overrides) -> None:
-  """Applies ``--config.FIELD=VALUE`` strings (as ``experiments.main`` would) to ``config``."""
-  for item in overrides:
-    field, _, text = item.removeprefix('--config.').partition('=')
-    set_field(config, field, parse_value(config, field, text))
+def parse_overrides(config, items: list[str]) -> dict:
+  """``['train.num_steps=1000']`` (or ``--config.train.num_steps=1000``) -> ``{'train.num_steps':
+  1000}``, each value typed as ``config`` holds it (:func:`parse_value`)."""
+  fields = {}
+  for item in items:
+    field, sep, text = item.removeprefix('--config.').partition('=')
+    if not sep:
+      raise ConfigError(f'{item!r} is invalid; expected FIELD=VALUE')
+    fields[field] = parse_value(config, field, text)
+  return fields
 
 
 def parse_value(config, field: str, text: str):

@@ -8,6 +8,7 @@ to check the pipeline end to end in minutes; its numbers mean nothing.
 """
 
 import importlib
+import json
 import os
 import shutil
 import time
@@ -71,12 +72,15 @@ def main(argv):
         chosen[name], quick, os.path.join(workdir, f'mi{d}_confirmation'), _JOBS.value, seed_start=1,
         seeds=benchmarks.CONFIRMATION_SEEDS, grid={k: [v] for k, v in cell.items()})
   verdicts = claims.judge(alignment, results)
-  plots = {name: _publish(path, output, f'{name}_{os.path.basename(path)}')
+  plots = {f'{name}/{os.path.basename(path)}': _publish(path, output, f'{name}_{os.path.basename(path)}')
            for name in results for path in _plots(os.path.join(workdir, name))}
   if alignment:
     plots['alignment'] = _publish(alignment['plot'], output, 'gradient_alignment.png')
   with open(output, 'w') as f:
-    f.write(render.report(verdicts, alignment, results, chosen, plots, quick=quick, jobs=_JOBS.value))
+    f.write(render.report(verdicts, alignment, results, chosen, plots, quick=quick, jobs=_JOBS.value,
+                          workdir=workdir))
+  with open(os.path.join(os.path.dirname(os.path.abspath(output)), 'results', 'claims.json'), 'w') as f:
+    json.dump(render.verdicts_as_data(verdicts), f, indent=2, default=str)
   total = sum(r.wall_s for r in results.values()) + (alignment['wall_s'] if alignment else 0.0)
   print(f'report: {output} ({time.perf_counter() - started:.0f} s now; {total:.0f} s of runs in all)')
 

@@ -1,6 +1,6 @@
 """MNIST leave-one-digit-out anomaly detection: NCE, N²CE K = 1 and N²CE K = 3 over seeds.
 
-``python -m experiments.anomaly [--quick] [--workdir=runs/anomaly] [--output=docs/anomaly.md]``
+``python -m experiments.report.anomaly [--quick] [--workdir=runs/anomaly] [--output=docs/anomaly.md]``
 
 Two sweeps of ``experiments/configs/mnist_lebm.py`` (NCE; N²CE over K), each digit x seed an
 ordinary run (finished runs are reused), then the AUPRC table, digits x objectives as
@@ -14,11 +14,12 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from experiments.config_checks import apply_overrides
 from experiments.configs import mnist_lebm
-from experiments.latent_ebm import PAPER_AUPRC, open_dataset
-from experiments.sweep_runner import run_sweep
-from experiments.writers import markdown_table, mean_std
+from experiments.core.checks import parse_overrides, set_field
+from experiments.core.tables import markdown_table, mean_std
+from experiments.sweep import Subprocesses, run_sweep
+from experiments.sweep.grid import flag_value
+from experiments.tasks.latent_images import PAPER_AUPRC, open_dataset
 
 _QUICK = flags.DEFINE_bool('quick', False, 'One digit, one seed, a few steps: a pipeline check.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where the sweeps run (default runs/anomaly; '
@@ -33,9 +34,15 @@ CONFIG = 'experiments/configs/mnist_lebm.py'
 DIGITS = (1, 4, 5, 7, 9)
 VARIANTS = {'nce': ('NCE', 'nce', 1), 'noisier_nce_k1': ('N²CE K = 1', 'noisier_nce', 1),
             'noisier_nce_k3': ('N²CE K = 3', 'noisier_nce', 3)}
-QUICK = ['--config.train.num_steps=40', '--config.train.eval_every=20', '--config.train.log_every=20',
-         '--config.train.checkpoint_every=40', '--config.data.num_test=200',
-         '--config.model.posterior_steps=5']
+QUICK = {'train.num_steps': 40, 'train.eval_every': 20, 'train.log_every': 20, 'train.checkpoint_every': 40,
+         'data.num_test': 200, 'model.posterior_steps': 5}
+
+
+def make_config(fields: dict):
+  config = mnist_lebm.get_config()
+  for field, value in fields.items():
+    set_field(config, field, value)
+  return config
 
 
 def main(argv):
@@ -45,18 +52,15 @@ def main(argv):
   output = _OUTPUT.value or (os.path.join(workdir, 'anomaly.md') if quick else 'docs/anomaly.md')
   digits = DIGITS[:1] if quick else DIGITS
   seeds = 1 if quick else _SEEDS.value
-  overrides = [f'--config.{o}' for o in _OVERRIDES.value] + (QUICK if quick else [])
+  overrides = {**parse_overrides(mnist_lebm.get_config(), _OVERRIDES.value), **(QUICK if quick else {})}
   started = time.perf_counter()
-  prepared = mnist_lebm.get_config()
-  apply_overrides(prepared, overrides)
-  open_dataset(prepared, 'train')  # built once here, not raced by parallel runs
+  open_dataset(make_config(overrides), 'train')  # built once here, not raced by parallel runs
   auprc, terms, wall = {}, {}, 0.0
   for variant, (_, name, stages) in VARIANTS.items():
-    config = mnist_lebm.get_config()
-    run_overrides = overrides + [f'--config.objective.name={name}', f'--config.objective.num_stages={stages}']
-    apply_overrides(config, run_overrides)
-    result = run_sweep(config, CONFIG, [f'data.anomaly_digit={",".join(map(str, digits))}'], seeds=seeds,
-                       workdir=os.path.join(workdir, variant), jobs=_JOBS.value, overrides=run_overrides)
+    fields = {**overrides, 'objective.name': name, 'objective.num_stages': stages}
+    result = run_sweep(make_config(fields), {'data.anomaly_digit': list(digits)}, seeds=seeds,
+                       workdir=os.path.join(workdir, variant),
+                       executor=Subprocesses(CONFIG, fields, _JOBS.value))
     wall += result.wall_s  # what the runs cost when they ran, not this (maybe reusing) invocation
     for digit in digits:
       auprc[variant, digit] = [s['final']['auprc'] for s in result.cell(anomaly_digit=digit)]
@@ -71,7 +75,7 @@ def score_terms(summary) -> dict:
   predates the terms is restored from its final checkpoint and scored again."""
   if 'auprc_prior' in summary['final']:
     return summary['final']
-  from experiments.train import fit  # imports JAX: only when rescoring
+  from experiments.run.training import fit  # imports JAX: only when rescoring
   merged = mnist_lebm.get_config().to_dict()
   for section, fields in summary['config'].items():
     merged[section] = {**merged[section], **fields} if isinstance(fields, dict) else fields
@@ -98,8 +102,8 @@ def anomaly_table(auprc, digits, seeds, wall, quick, overrides) -> str:
           + [f'{PAPER_AUPRC[v][d]:.3f}' for v in VARIANTS] for d in digits]
   rows.append(['mean'] + [f'{np.mean([np.mean(auprc[v, d]) for d in digits]):.4f}' for v in VARIANTS]
               + [f'{np.mean([PAPER_AUPRC[v][d] for d in digits]):.3f}' for v in VARIANTS])
-  command = 'python -m experiments.anomaly' + (' --quick' if quick else '') + ''.join(
-      f' --override={o.removeprefix("--config.")}' for o in overrides if o not in QUICK)
+  command = 'python -m experiments.report.anomaly' + (' --quick' if quick else '') + ''.join(
+      f' --override={field}={flag_value(value)}' for field, value in overrides.items() if field not in QUICK)
   return ('# MNIST anomaly detection with a latent-space EBM\n\n'
           + ('**Quick mode: pipeline check only, the numbers mean nothing.**\n\n' if quick else '')
           + f'`{command}`: its runs took {wall / 60:.1f} min on this 2-core machine, {seeds} seed(s) per '

@@ -30,7 +30,7 @@ class SweepResult:
   wall_measured: bool = True  # False: estimated from the runs' own clocks
 
   def cells(self, **fixed) -> list[dict]:
-    """The distinct cells, in grid order, whose fields hold ``fixed`` (see :meth:`matches`)."""
+    """The distinct cells, in grid order, whose fields (by last component) hold ``fixed``."""
     found = []
     for run in self.runs:
       if run.cell not in found and _matches(run.cell, fixed):
@@ -41,14 +41,15 @@ class SweepResult:
     """The summaries of ``cell``'s seeds, ascending: index ``i`` is the same seed in every cell."""
     return [r.summary for r in self.runs if r.cell == cell]
 
-  def by(self, field: str, **fixed) -> dict:
-    """``{value of field: summaries}`` over the cells that hold ``fixed``; each value must pick
-    one cell. ``fixed`` names fields by their last component (``name='nce'``)."""
+  def by(self, name: str, **fixed) -> dict:
+    """``{value: summaries}`` of the field ``name`` (its last component: ``magnitude``) over the
+    cells that hold ``fixed`` (``name='nce'``); each value must pick one cell."""
     out = {}
     for cell in self.cells(**fixed):
-      if cell[field] in out:
-        raise KeyError(f'{field}={cell[field]!r} picks several cells given {fixed}')
-      out[cell[field]] = self.summaries(cell)
+      value = _by_name(cell)[name]
+      if value in out:
+        raise KeyError(f'{name}={value!r} picks several cells given {fixed}')
+      out[value] = self.summaries(cell)
     return out
 
   def subset(self, cell: dict, first_seed: int) -> 'SweepResult':
@@ -63,9 +64,13 @@ class SweepResult:
     return self.summaries(found[0])
 
 
+def _by_name(cell: dict) -> dict:
+  return {field.split('.')[-1]: value for field, value in cell.items()}
+
+
 def _matches(cell: dict, fixed: dict) -> bool:
-  by_name = {field.split('.')[-1]: value for field, value in cell.items()}
-  return all(name in by_name and by_name[name] == value for name, value in fixed.items())
+  values = _by_name(cell)
+  return all(name in values and values[name] == value for name, value in fixed.items())
 
 
 def aggregate(runs: list[Run], workdir: str) -> SweepResult:

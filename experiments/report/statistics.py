@@ -1,0 +1,50 @@
+"""Paired comparisons over seeds: the t interval of a mean difference, and what it decides."""
+
+import dataclasses
+import math
+
+import numpy as np
+from scipy import stats
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+  """Mean of ``a - b`` over paired seeds with its two-sided t confidence interval (ddof = 1)."""
+  mean: float
+  low: float
+  high: float
+  count: int
+  level: float
+
+  @property
+  def sign(self) -> int:
+    """+1 when ``a > b`` at this level, -1 when ``a < b``, 0 when the interval holds 0 (or n < 2)."""
+    return 1 if self.low > 0 else -1 if self.high < 0 else 0
+
+  def __str__(self) -> str:
+    if math.isnan(self.low):
+      return f'{self.mean:.4g} (n = {self.count}: no interval)'
+    return f'{self.mean:.4g} [{self.low:.4g}, {self.high:.4g}] ({100 * self.level:.3g}%, n = {self.count})'
+
+
+def paired(a, b, level: float = 0.95) -> Interval:
+  """``a - b`` seed by seed (``a[i]`` and ``b[i]`` share seed ``i``: data, noise and init)."""
+  a, b = np.asarray(a, float), np.asarray(b, float)
+  if a.shape != b.shape:
+    raise ValueError(f'paired samples need the same seeds; got {a.shape} and {b.shape}')
+  return interval(a - b, level)
+
+
+def interval(values, level: float = 0.95) -> Interval:
+  """The t interval of the mean of ``values``."""
+  values = np.asarray(values, float)
+  n, mean = len(values), float(np.mean(values))
+  if n < 2:
+    return Interval(mean, math.nan, math.nan, n, level)
+  half = float(stats.t.ppf(0.5 + level / 2, n - 1) * np.std(values, ddof=1) / math.sqrt(n))
+  return Interval(mean, mean - half, mean + half, n, level)
+
+
+def bonferroni(level: float, comparisons: int) -> float:
+  """The per-comparison level that keeps the family-wise level over ``comparisons``."""
+  return 1 - (1 - level) / max(comparisons, 1)
