@@ -103,13 +103,15 @@ def aggregate(runs: list[Run], workdir: str) -> SweepResult:
   seeds = len(result.summaries(runs[0].cell))
   note = f'{first["task"]}: {len(result.cells())} cells x {seeds} seeds, mean ± std (ddof = 1) over seeds'
   if has_steps:
-    note += (f'; steps to tolerance: the first eval step after which {first["tolerance"]} holds, '
-             '"never" if not by the last step')
+    holds = ' and '.join(f'{metric} < {bound:g}' for metric, bound in first['tolerance'].items())
+    note += (f'; steps to tolerance: the first eval step after which {holds} holds, "never" if not by '
+             'the last step')
   result.table = f'{note}\n\n{markdown_table(header, rows)}\n'
   if first.get('likelihood', {}).get('estimators'):
     from experiments.tasks.likelihood import likelihood_table
-    result.table += '\n' + likelihood_table({cell_label(c): [s['likelihood'] for s in result.summaries(c)]
-                                             for c in result.cells()})
+    reports = {', '.join(map(str, c.values())): [s['likelihood'] for s in result.summaries(c)]
+               for c in result.cells()}
+    result.table += '\n' + likelihood_table(reports, label=', '.join(header[:len(fields)]))
   with open(os.path.join(workdir, 'sweep.md'), 'w') as f:
     f.write(result.table)
   plot_curves(result, metrics[0], os.path.join(workdir, 'sweep_curves.png'))

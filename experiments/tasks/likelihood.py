@@ -63,23 +63,23 @@ ABBREVIATIONS = {'importance_sampling': 'IS', 'reverse_importance_sampling': 're
 """The table's columns; RLR, pooled MIS and NCE equal the optimal bridge (normalizers.py)."""
 
 
-def likelihood_table(reports: dict[str, list[dict]]) -> str:
+def likelihood_table(reports: dict[str, list[dict]], label: str = 'objective') -> str:
   """Markdown: per objective, each estimator's ``log Z - truth`` (or ``log Z``), mean ± std
   over seeds, and the test log-likelihood by the optimal bridge. ``reports`` maps a row
-  label to the seeds' :func:`estimate_likelihood` reports."""
+  label to the seeds' :func:`estimate_likelihood` reports; ``label`` heads the labels."""
   first = next(iter(reports.values()))[0]
   has_truth = first['truth_log_z'] is not None
   quantity = 'log Z estimate - exact log Z' if has_truth else 'log Z estimate'
-  header = ['objective'] + list(ABBREVIATIONS.values()) + ['test log-lik. (optimal bridge)']
+  header = [label] + list(ABBREVIATIONS.values()) + ['test log-lik. (optimal bridge)']
   rows = []
-  for label, seeds in reports.items():
+  for row_label, seeds in reports.items():
     cells = []
     for name in ABBREVIATIONS:
       values = [r['estimators'][name]['log_z'] - (r['truth_log_z'] if has_truth else 0.0) for r in seeds]
       errors = [r['estimators'][name]['std_error'] for r in seeds]
       cells.append(f'{np.mean(values):+.3f} ± {sample_std(values):.2g} (se {np.mean(errors):.2g})')
     lls = [r['estimators']['optimal_bridge']['test_log_likelihood'] for r in seeds]
-    rows.append([label] + cells + [f'{np.mean(lls):.4g} ± {sample_std(lls):.2g}'])
+    rows.append([row_label] + cells + [f'{np.mean(lls):.4g} ± {sample_std(lls):.2g}'])
   return (f'{quantity}, mean ± std (ddof = 1) over seeds (se: the mean claimed standard error); '
           'RLR, pooled MIS and NCE equal the optimal bridge to 1e-5.\n\n'
           + markdown_table(header, rows) + '\n')
