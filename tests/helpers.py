@@ -3,9 +3,9 @@
 import jax
 import numpy as np
 
-from experiments.configs import density_chasm, gaussian, log_z_estimators, mutual_information, toy2d
+from experiments.configs import density_chasm, gaussian, log_z_estimators, mutual_information, toy_densities
 
-CONFIGS = {'density_chasm': density_chasm, 'gaussian': gaussian, 'toy2d': toy2d,
+CONFIGS = {'density_chasm': density_chasm, 'gaussian': gaussian, 'toy_densities': toy_densities,
            'log_z_estimators': log_z_estimators, 'mutual_information': mutual_information}
 
 

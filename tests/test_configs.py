@@ -23,7 +23,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ('density_chasm', {'objective.l2_penalty': 0.1, 'parallel.backend': 'pmap'}),
     ('gaussian', {'data.dim': 2}),
     ('gaussian', {'data.dim': 5, 'objective.name': 'nce'}),
-    ('toy2d', {'model.hidden': (16, 16)}),
+    ('toy_densities', {'model.hidden': (16, 16)}),
     ('mutual_information', {'objective.num_stages': 2, 'data.num_train': 1000}),
     ('density_chasm', {'objective.magnitude_schedule': 'cosine', 'objective.magnitude': 1e4}),
 ])
@@ -39,7 +39,7 @@ def test_each_config_runs_a_few_steps(tmp_path, task, overrides):
   assert any(name.startswith('events.out.tfevents') for name in os.listdir(tmp_path / 'tensorboard'))
   if task == 'gaussian' and overrides['data.dim'] == 2:
     assert -1 <= summary['final']['grad_cosine_mle'] <= 1
-  if task == 'toy2d':
+  if task == 'toy_densities':
     assert os.path.exists(tmp_path / 'density.png')
   likelihood = summary['likelihood']
   assert 0.2 < likelihood['sampler']['acceptance_rate'] < 0.9
@@ -117,7 +117,7 @@ def test_unknown_task_lists_the_task_modules():
   config.task = 'density_chasms'
   with pytest.raises(ConfigError, match="config.task='density_chasms' is invalid; allowed values: "
                      'density_chasm, gaussian, gradient_alignment, latent_images, log_z_estimators, '
-                     'mutual_information, toy2d'):
+                     'mutual_information, toy_densities'):
     check_config(config, num_devices=4)
 
 

@@ -31,3 +31,11 @@ def test_a_task_added_as_one_module_and_one_config_trains(tmp_path):
   summary = json.loads((workdir / 'summary.json').read_text())
   assert summary['task'] == 'mean_shift' and summary['truth']['kl'] == 2.0
   assert abs(summary['final']['kl'] - 2.0) < 0.15, summary['final']
+
+
+def test_no_experiments_module_shares_a_name_with_a_library_module():
+  def modules(package):
+    root = os.path.join(REPO, package)
+    return {name[:-3] for _, _, files in os.walk(root) for name in files
+            if name.endswith('.py') and not name.startswith('__')}
+  assert not modules('experiments') & modules('nnce_jax')

@@ -55,7 +55,7 @@ def test_normalizers_finite_for_extreme_weights(target, proposal):
 
 # Per field, values of the field's own type that check_config must refuse.
 INVALID = {
-    'task': st.text(max_size=8).filter(lambda t: t not in ('density_chasm', 'gaussian', 'toy2d')),
+    'task': st.text(max_size=8).filter(lambda t: t not in ('density_chasm', 'gaussian', 'toy_densities')),
     'seed': st.integers(max_value=-1),
     'objective.name': st.text(max_size=12).filter(lambda t: t not in OBJECTIVES),
     'objective.magnitude': st.floats(max_value=0.0) | st.sampled_from([float('nan'), float('inf')]),

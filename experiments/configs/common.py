@@ -5,7 +5,7 @@ import ml_collections
 
 def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.task = ''         # a module of experiments/tasks: density_chasm | gaussian | toy2d | ...
+  config.task = ''         # a module of experiments/tasks: density_chasm | gaussian | toy_densities | ...
   config.seed = 0          # root of every key: data, noise, init
   config.compare = ''      # comma-separated objectives run side by side ('' runs objective.name)
   config.num_seeds = 1     # with compare: seeds seed .. seed + num_seeds - 1 for each objective

@@ -5,10 +5,14 @@ import math
 import numpy as np
 
 
+def _agg():
+  import matplotlib
+  matplotlib.use('Agg')  # files only: no display on servers and accelerators
+
+
 def panels(count: int, *, columns: int = 3, width: float = 4.6, height: float = 3.5):
   """A figure of ``count`` panels in rows of ``columns``; returns ``(figure, [axes])``."""
-  import matplotlib
-  matplotlib.use('Agg')
+  _agg()
   from matplotlib import pyplot as plt
   columns = min(columns, count)
   rows = math.ceil(count / columns)
@@ -70,3 +74,17 @@ def save(figure, path: str, legend_axes=None) -> str:
   figure.savefig(path, dpi=100)
   plt.close(figure)
   return path
+
+
+def image_grid(batch, path: str, columns: int = 8) -> None:
+  """Writes images ``[n, H, W, C]`` in ``[-1, 1]`` as one PNG grid."""
+  _agg()
+  from matplotlib import pyplot as plt
+  batch = np.clip((np.asarray(batch) + 1) / 2, 0, 1)
+  n, h, w, c = batch.shape
+  rows = -(-n // columns)
+  grid = np.ones((rows * (h + 1), columns * (w + 1), c))
+  for i, image in enumerate(batch):
+    r, col = divmod(i, columns)
+    grid[r * (h + 1):r * (h + 1) + h, col * (w + 1):col * (w + 1) + w] = image
+  plt.imsave(path, grid[..., 0] if c == 1 else grid, cmap='gray' if c == 1 else None)

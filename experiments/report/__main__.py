@@ -16,7 +16,7 @@ import time
 from absl import app, flags
 
 from experiments.core.checks import set_field
-from experiments.report import benchmarks, claims, render
+from experiments.report import benchmarks, claims, figures, render
 from experiments.run.training import run
 from experiments.sweep import Subprocesses, run_sweep
 
@@ -76,6 +76,8 @@ def main(argv):
            for name in results for path in _plots(os.path.join(workdir, name))}
   if alignment:
     plots['alignment'] = _publish(alignment['plot'], output, 'gradient_alignment.png')
+  for section, path in figures.draw(results, os.path.join(workdir, 'figures')).items():
+    plots[f'section/{section}'] = _publish(path, output, os.path.basename(path))
   with open(output, 'w') as f:
     f.write(render.report(verdicts, alignment, results, chosen, plots, quick=quick, jobs=_JOBS.value,
                           workdir=workdir))

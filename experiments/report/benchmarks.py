@@ -121,7 +121,7 @@ def benchmarks(quick: bool) -> list[Benchmark]:
       result.append(Benchmark('f', f'mi{d}_ranking', 'mutual_information',
                               {'objective.num_candidates': [2, 16, 64], 'objective.name': ['ranking_nce']}, 1,
                               base))
-  result.append(Benchmark('e', 'toy2d', 'toy2d', {'objective.name': ['nce', 'noisier_nce']}, seeds,
+  result.append(Benchmark('e', 'toy2d', 'toy_densities', {'objective.name': ['nce', 'noisier_nce']}, seeds,
                           {'likelihood.num_samples': 0},
                           {**QUICK, 'data.grid_size': 50, 'model.hidden': (16, 16)}))
   return result

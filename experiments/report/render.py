@@ -71,5 +71,8 @@ def report(verdicts, alignment, results, chosen, plots, *, quick: bool, jobs: in
                     key.startswith(f'{name}/')))
     else:  # a confirmation of the MI section
       sections.setdefault('d', []).append(f'**{name}**\n\n{_confirmation(result)}')
+  for key, path in plots.items():
+    if key.startswith('section/'):  # the figure that decides the section's claims comes first
+      sections.setdefault(key.removeprefix('section/'), []).insert(0, f'![{key}]({path})\n')
   body = ''.join(f'## {benchmarks.TITLES[k]}\n\n' + '\n'.join(sections[k]) + '\n' for k in sorted(sections))
   return head + body

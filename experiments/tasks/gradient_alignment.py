@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.core import plotting
 from experiments.core.checks import ConfigError, number
 from experiments.core.tables import markdown_table
 from nnce_jax import models, noise, objectives
@@ -101,16 +102,13 @@ def _table(result) -> str:
 
 
 def _plot(rows, slope, path):
-  import matplotlib
-  matplotlib.use('Agg')
-  from matplotlib import pyplot as plt
   ms = [r['magnitude'] for r in rows]
-  fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-  left.loglog(ms, [r['bias_norm'] for r in rows], 'o-', label=f'|grad L_M - grad L_inf| (slope {slope:.2f})')
-  left.set_xlabel('M')
-  left.legend(fontsize=8)
-  right.semilogx(ms, [r['cosine_exact_mle'] for r in rows], 'o-')
-  right.set_xlabel('M')
-  right.set_ylabel('cosine with the exact MLE gradient')
-  fig.savefig(path, dpi=100, bbox_inches='tight')
-  plt.close(fig)
+  bias = np.array([r['bias_norm'] for r in rows])
+  figure, (left, right) = plotting.panels(2)
+  left.plot(ms, bias, 'o-', label=f'‖∇L_M − ∇L_∞‖ (fitted slope {slope:.2f})')
+  left.plot(ms, bias**2, 's--', label=f'squared (slope {2 * slope:.2f})')
+  left.plot(ms, bias[0] / np.asarray(ms) ** 2, 'k:', label='∝ 1/M², the paper\'s rate')
+  plotting.label(left, 'M', 'gradient bias against M → ∞', log_x=True, log_y=True)
+  right.plot(ms, [r['cosine_exact_mle'] for r in rows], 'o-')
+  plotting.label(right, 'M', 'cosine with the exact MLE gradient', log_x=True)
+  plotting.save(figure, path)

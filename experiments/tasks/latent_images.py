@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from experiments.core import plotting
 from experiments.core.checks import ConfigError, number, one_of
 from experiments.core.task import Task
 from experiments.tasks.ratio import make_objective
@@ -133,9 +134,9 @@ def build(config) -> Task:
                                     model.sample_prior(jax.random.PRNGKey(config.seed), params, 64))
     paths = {'samples_png': os.path.join(workdir, 'samples.png'),
              'reconstructions_png': os.path.join(workdir, 'reconstructions.png')}
-    save_grid(samples, paths['samples_png'])
-    save_grid(np.concatenate([np.asarray(x_test[:32]), np.asarray(reconstruct(params, eval_key))[:32]]),
-              paths['reconstructions_png'])
+    plotting.image_grid(samples, paths['samples_png'])
+    originals, reconstructed = np.asarray(x_test[:32]), np.asarray(reconstruct(params, eval_key))[:32]
+    plotting.image_grid(np.concatenate([originals, reconstructed]), paths['reconstructions_png'])
     return {**paths, 'fid': fid(params)}
 
   def fid(params):
@@ -176,18 +177,3 @@ def load_features(path: str):
     return np.concatenate([np.asarray(exported.call(images[i:i + chunk])) for i in range(0, usable, chunk)])
 
   return features
-
-
-def save_grid(batch, path: str, columns: int = 8) -> None:
-  """Writes images ``[n, H, W, C]`` in ``[-1, 1]`` as one PNG grid."""
-  import matplotlib
-  matplotlib.use('Agg')
-  from matplotlib import pyplot as plt
-  batch = np.clip((np.asarray(batch) + 1) / 2, 0, 1)
-  n, h, w, c = batch.shape
-  rows = -(-n // columns)
-  grid = np.ones((rows * (h + 1), columns * (w + 1), c))
-  for i, image in enumerate(batch):
-    r, col = divmod(i, columns)
-    grid[r * (h + 1):r * (h + 1) + h, col * (w + 1):col * (w + 1) + w] = image
-  plt.imsave(path, grid[..., 0] if c == 1 else grid, cmap='gray' if c == 1 else None)

@@ -4,7 +4,7 @@ Target ``pi~(x) = exp(-|x - mu|^2 / 2 sigma^2)`` in ``d`` dimensions (``log Z = 
 + d log sqrt(2 pi)``), proposal ``q = N(0, I)``; ``|mu|`` is set so that ``KL(pi || q)`` takes
 each value of ``data.kl_values``. Both samples are exact, ``N`` of each. Every estimator of
 ``nnce_jax.normalizers`` runs on the same samples; over ``num_seeds`` seeds we report the
-mean and std of ``|log Z estimate - log Z|``, how often the truth lies within 2 claimed
+mean and std (ddof = 1) of ``|log Z estimate - log Z|``, how often the truth lies within 2 claimed
 standard errors, and how far apart the four pooled estimators (optimal bridge, RLR, MIS,
 NCE) land.
 """
@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.core import plotting
 from experiments.core.checks import ConfigError, get_field, number
-from experiments.core.tables import markdown_table
+from experiments.core.tables import markdown_table, sample_std
 from nnce_jax import normalizers
 from nnce_jax.noise import HALF_LOG_2PI
 
@@ -78,7 +79,7 @@ def evaluate(config, workdir: str) -> dict:
       pooled = np.stack([np.asarray(cell[name].log_z) for name in POOLED])
       results.append({
           'kl': kl, 'n': n,
-          'abs_error': {k: [float(np.mean(v)), float(np.std(v))] for k, v in errors.items()},
+          'abs_error': {k: [float(np.mean(v)), sample_std(v)] for k, v in errors.items()},
           'coverage_2se': {k: float(np.mean(errors[k] <= 2 * np.asarray(e.std_error)))
                            for k, e in cell.items()},
           'pooled_spread': float(np.max(pooled.max(0) - pooled.min(0))),
@@ -105,7 +106,8 @@ def _table(results, config, wall):
              for k in SHOWN]
     iterations = ' / '.join(f'{r["iterations"][k]:.1f}' for k in POOLED)
     rows.append([f'{r["kl"]:g}', f'{r["n"]:g}'] + cells + [f'{r["pooled_spread"]:.1e}', iterations])
-  note = (f'|log Z estimate - log Z|, mean ± std over {config.num_seeds} seeds, d = {config.data.dim}, '
+  note = (f'|log Z estimate - log Z|, mean ± std (ddof = 1) over {config.num_seeds} seeds, '
+          f'd = {config.data.dim}, '
           f'target scale {config.data.scale}; in brackets: the share of seeds whose error is within '
           f'2 claimed standard errors. Pooled spread: the largest gap between the optimal bridge, '
           f'RLR, pooled MIS and NCE on one seed. {wall:.0f} s wall.')
@@ -113,22 +115,13 @@ def _table(results, config, wall):
 
 
 def _plot(results, config, path):
-  import matplotlib
-  matplotlib.use('Agg')
-  from matplotlib import pyplot as plt
   kls = list(config.data.kl_values)
-  fig, axes = plt.subplots(1, len(kls), figsize=(4 * len(kls), 3.6), sharey=True, squeeze=False)
-  for ax, kl in zip(axes[0], kls):
+  figure, axes = plotting.panels(len(kls), columns=len(kls), width=4.0)
+  for ax, kl in zip(axes, kls):
     cells = [r for r in results if r['kl'] == kl]
     for name in SHOWN:
-      mean = np.array([c['abs_error'][name][0] for c in cells])
-      std = np.array([c['abs_error'][name][1] for c in cells])
-      ax.errorbar([c['n'] for c in cells], mean, yerr=std, marker='o', capsize=3, label=name)
-    ax.set_xscale('log')
-    ax.set_yscale('log')
-    ax.set_title(f'KL = {kl:g} nats')
-    ax.set_xlabel('samples per side N')
-  axes[0][0].set_ylabel('|log Z estimate - log Z|')
-  axes[0][-1].legend(fontsize=8)
-  fig.savefig(path, dpi=100, bbox_inches='tight')
-  plt.close(fig)
+      ax.errorbar([c['n'] for c in cells], [c['abs_error'][name][0] for c in cells],
+                  yerr=[c['abs_error'][name][1] for c in cells], marker='o', capsize=3, label=name)
+    plotting.label(ax, 'samples per side N', '|log Z estimate − log Z|', title=f'KL = {kl:g} nats',
+                   log_x=True, log_y=True)
+  plotting.save(figure, path, legend_axes=axes[-1:])

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.core import plotting
 from experiments.core.checks import ConfigError, number, one_of
 from experiments.core.task import Task
 from experiments.tasks.likelihood import estimate_likelihood
@@ -19,7 +20,7 @@ def check(config) -> None:
   number(config, 'data.grid_size', low=2, integer=True)
   number(config, 'data.grid_limit', low=0, low_open=True)
   if config.model.name == 'gaussian':
-    raise ConfigError('config.model.name=gaussian is invalid for task toy2d; allowed values: mlp')
+    raise ConfigError('config.model.name=gaussian is invalid for task toy_densities; allowed values: mlp')
 
 
 def build(config) -> Task:
@@ -50,13 +51,10 @@ def build(config) -> Task:
     return {'test_nll': -jnp.mean(log_p), 'log_z': log_z}
 
   def report(params, workdir):
-    import matplotlib
-    matplotlib.use('Agg')
-    from matplotlib import pyplot as plt
     likelihood, samples = estimate_likelihood(config, lambda x: log_ratio(model, params, x), base,
                                               x_test, float(jax.jit(quadrature_log_z)(params)))
     density = np.exp(np.asarray(jax.jit(log_density_grid)(params))).reshape(size, size)
-    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(12, 4))
+    figure, (left, middle, right) = plotting.panels(3, width=4.0, height=4.0)
     left.hist2d(*np.asarray(x_test).T, bins=size // 2, range=[[-limit, limit]] * 2, cmap='viridis')
     left.set_title(f'{name}: data')
     for ax in (middle, right):
@@ -71,9 +69,7 @@ def build(config) -> Task:
       ax.set_aspect('equal')
       ax.set_xticks([])
       ax.set_yticks([])
-    path = os.path.join(workdir, 'density.png')
-    fig.savefig(path, dpi=100, bbox_inches='tight')
-    plt.close(fig)
+    path = plotting.save(figure, os.path.join(workdir, 'density.png'))
     return {'density_plot': path, 'likelihood': likelihood}
 
   noise_nll = float(-jnp.mean(base.log_prob(x_test)))

@@ -9,7 +9,7 @@ from experiments.configs import common
 
 def get_config():
   config = common.base_config()
-  config.task = 'toy2d'
+  config.task = 'toy_densities'
   config.compare = 'nce,noisier_nce,nwj'
   config.data.dataset = '8gaussians'  # 8gaussians | checkerboard | two_spirals | rings | pinwheel
   config.data.num_test = 10000
