@@ -16,16 +16,10 @@ import time
 from absl import app, flags
 
 from experiments.core.checks import set_field
-from experiments.report import benchmarks, claims, figures, render
+from experiments.report import benchmarks, claims, driver, figures, render
 from experiments.run.training import run
 from experiments.sweep import Subprocesses, run_sweep
 
-_QUICK = flags.DEFINE_bool('quick', False, 'Tiny grids and steps: checks the pipeline only.')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Where the sweeps run (default runs/report; '
-                               'runs/report_quick with --quick).')
-_OUTPUT = flags.DEFINE_string('output', None, 'The report (default docs/results.md; '
-                              '<workdir>/results.md with --quick).')
-_JOBS = flags.DEFINE_integer('jobs', 2, 'Runs in parallel.')
 _ONLY = flags.DEFINE_list('only', [], 'Sections to run (default all): ' + ','.join(benchmarks.TITLES))
 
 
@@ -48,9 +42,8 @@ def run_benchmark(benchmark, quick: bool, workdir: str, jobs: int, *, seed_start
 
 def main(argv):
   del argv
-  quick = _QUICK.value
-  workdir = _WORKDIR.value or ('runs/report_quick' if quick else 'runs/report')
-  output = _OUTPUT.value or (os.path.join(workdir, 'results.md') if quick else 'docs/results.md')
+  quick, jobs = driver.QUICK.value, driver.JOBS.value
+  workdir, output = driver.paths('report', 'docs/results.md')
   only = set(_ONLY.value) or set(benchmarks.TITLES)
   started, results, alignment = time.perf_counter(), {}, None
   if 'a' in only:
@@ -60,7 +53,7 @@ def main(argv):
   chosen = {b.name: b for b in benchmarks.benchmarks(quick) if b.section in only}
   for benchmark in chosen.values():
     sweep_dir = os.path.join(workdir, benchmark.name)
-    results[benchmark.name] = run_benchmark(benchmark, quick, sweep_dir, _JOBS.value)
+    results[benchmark.name] = run_benchmark(benchmark, quick, sweep_dir, jobs)
   # Each d's best MI cell, picked on seed 0, is judged on seeds 1..: no best-of-many selection.
   for d, _ in benchmarks.mutual_information_pairs(quick) if 'd' in only else ():
     candidates = claims.mutual_information_benchmarks(chosen, d)
@@ -69,7 +62,7 @@ def main(argv):
       results[f'mi{d}_confirmation'] = results[name].subset(cell, first_seed=1)
       continue
     results[f'mi{d}_confirmation'] = run_benchmark(
-        chosen[name], quick, os.path.join(workdir, f'mi{d}_confirmation'), _JOBS.value, seed_start=1,
+        chosen[name], quick, os.path.join(workdir, f'mi{d}_confirmation'), jobs, seed_start=1,
         seeds=benchmarks.CONFIRMATION_SEEDS, grid={k: [v] for k, v in cell.items()})
   verdicts = claims.judge(alignment, results)
   plots = {f'{name}/{os.path.basename(path)}': _publish(path, output, f'{name}_{os.path.basename(path)}')
@@ -79,7 +72,7 @@ def main(argv):
   for section, path in figures.draw(results, os.path.join(workdir, 'figures')).items():
     plots[f'section/{section}'] = _publish(path, output, os.path.basename(path))
   with open(output, 'w') as f:
-    f.write(render.report(verdicts, alignment, results, chosen, plots, quick=quick, jobs=_JOBS.value,
+    f.write(render.report(verdicts, alignment, results, chosen, plots, quick=quick, jobs=jobs,
                           workdir=workdir))
   with open(os.path.join(os.path.dirname(os.path.abspath(output)), 'results', 'claims.json'), 'w') as f:
     json.dump(render.verdicts_as_data(verdicts), f, indent=2, default=str)

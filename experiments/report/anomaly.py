@@ -17,16 +17,11 @@ from absl import app, flags
 from experiments.configs import mnist_lebm
 from experiments.core.checks import parse_overrides, set_field
 from experiments.core.tables import markdown_table, mean_std
+from experiments.report import driver
 from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import flag_value
 from experiments.tasks.latent_images import PAPER_AUPRC, open_dataset
 
-_QUICK = flags.DEFINE_bool('quick', False, 'One digit, one seed, a few steps: a pipeline check.')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Where the sweeps run (default runs/anomaly; '
-                                'runs/anomaly_quick with --quick).')
-_OUTPUT = flags.DEFINE_string('output', None, 'The table (default docs/anomaly.md; <workdir>/anomaly.md '
-                              'with --quick).')
-_JOBS = flags.DEFINE_integer('jobs', 2, 'Runs in parallel.')
 _SEEDS = flags.DEFINE_integer('seeds', 3, 'Seeds per cell.')
 _OVERRIDES = flags.DEFINE_multi_string('override', [], '--override=FIELD=VALUE for every run.')
 
@@ -47,9 +42,8 @@ def make_config(fields: dict):
 
 def main(argv):
   del argv
-  quick = _QUICK.value
-  workdir = _WORKDIR.value or ('runs/anomaly_quick' if quick else 'runs/anomaly')
-  output = _OUTPUT.value or (os.path.join(workdir, 'anomaly.md') if quick else 'docs/anomaly.md')
+  quick = driver.QUICK.value  # one digit, one seed, a few steps
+  workdir, output = driver.paths('anomaly', 'docs/anomaly.md')
   digits = DIGITS[:1] if quick else DIGITS
   seeds = 1 if quick else _SEEDS.value
   overrides = {**parse_overrides(mnist_lebm.get_config(), _OVERRIDES.value), **(QUICK if quick else {})}
@@ -60,7 +54,7 @@ def main(argv):
     fields = {**overrides, 'objective.name': name, 'objective.num_stages': stages}
     result = run_sweep(make_config(fields), {'data.anomaly_digit': list(digits)}, seeds=seeds,
                        workdir=os.path.join(workdir, variant),
-                       executor=Subprocesses(CONFIG, fields, _JOBS.value))
+                       executor=Subprocesses(CONFIG, fields, driver.JOBS.value))
     wall += result.wall_s  # what the runs cost when they ran, not this (maybe reusing) invocation
     for digit in digits:
       auprc[variant, digit] = [s['final']['auprc'] for s in result.cell(anomaly_digit=digit)]
