@@ -90,3 +90,57 @@ def test_average_precision_matches_scikit_learn():
   scores = rng.normal(size=500) + positive
   scores[:50] = np.round(scores[:50])  # ties
   assert abs(average_precision(scores, positive) - average_precision_score(positive, scores)) < 1e-12
+
+
+def _write_idx(path, array):
+  header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, '>i4').tobytes()
+  with gzip.open(path, 'wb') as f:
+    f.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
+
+
+def test_fashion_mnist_builds_from_debians_idx_files(tmp_path, monkeypatch):
+  from nnce_jax.data import builders
+  source = tmp_path / 'idx'
+  source.mkdir()
+  rng = np.random.default_rng(0)
+  parts = {'train': 30, 't10k': 10}
+  for prefix, n in parts.items():
+    _write_idx(source / f'{prefix}-images-idx3-ubyte.gz', rng.integers(0, 256, (n, 28, 28)))
+    _write_idx(source / f'{prefix}-labels-idx1-ubyte.gz', np.arange(n) % 10)
+  assert builders.read_idx(str(source / 't10k-labels-idx1-ubyte.gz')).tolist() == list(range(10))
+  monkeypatch.setenv('NNCE_FASHION_MNIST_DIR', str(source))
+  builders.prepare('fashion_mnist', str(tmp_path / 'tfds'))
+  train = images.image_source('fashion_mnist', 'train', str(tmp_path / 'tfds'))
+  test = images.image_source('fashion_mnist', 'test', str(tmp_path / 'tfds'))
+  assert (len(train), len(test)) == (30, 10)
+  pixels = builders.read_idx(str(source / 'train-images-idx3-ubyte.gz'))
+  assert train[0]['image'].shape == (28, 28, 1) and train[0]['image'].dtype == np.uint8
+  built = sorted((int(train[i]['label']), train[i]['image'][..., 0].tobytes()) for i in range(len(train)))
+  assert built == sorted((j % 10, pixels[j].tobytes()) for j in range(30))  # every image, its label
+
+
+def test_fashion_mnist_absent_names_the_apt_command(tmp_path, monkeypatch):
+  from nnce_jax.data import builders
+  monkeypatch.setenv('NNCE_FASHION_MNIST_DIR', str(tmp_path / 'nowhere'))
+  with pytest.raises(FileNotFoundError, match='apt-get install -y dataset-fashion-mnist'):
+    builders.prepare('fashion_mnist', str(tmp_path / 'tfds'))
+  truncated = tmp_path / 'bad.gz'
+  with gzip.open(truncated, 'wb') as f:
+    f.write(bytes([0, 0, 8, 1]) + np.asarray([5], '>i4').tobytes() + b'abc')
+  with pytest.raises(ValueError, match='holds 3 values for shape \\(5,\\): truncated'):
+    builders.read_idx(str(truncated))
+
+
+def test_reference_anomaly_split_holds_every_anomaly_out_of_training():
+  from nnce_jax.data.anomaly_split import anomaly_split, prevalence
+  labels = np.repeat(np.arange(10), 700)  # MNIST-like: 7,000 a class
+  train, test = anomaly_split(labels, anomaly=4, seed=1)
+  assert not np.intersect1d(train, test).size and len(train) + len(test) == len(labels)
+  assert not np.any(labels[train] == 4) and np.sum(labels[test] == 4) == 700
+  assert np.all(np.bincount(labels[train], minlength=10)[[0, 1, 2, 3, 5, 6, 7, 8, 9]] == 560)
+  assert prevalence(labels, test, 4) == pytest.approx(700 / (700 + 9 * 140))  # ~0.36, not 0.1
+  again, _ = anomaly_split(labels, anomaly=4, seed=1)
+  other, _ = anomaly_split(labels, anomaly=4, seed=2)
+  assert np.array_equal(train, again) and not np.array_equal(train, other)
+  with pytest.raises(ValueError, match='class 11 has no images'):
+    anomaly_split(labels, anomaly=11)

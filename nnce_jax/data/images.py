@@ -27,6 +27,8 @@ PREPARE_HINT = {
     'mnist5k': 'python -m experiments.prepare_data --dataset=mnist5k --data_dir={data_dir} (offline, ~1 s)',
     'sklearn_digits': 'python -m experiments.prepare_data --dataset=sklearn_digits --data_dir={data_dir} '
                       '(offline, ~1 s)',
+    'fashion_mnist': 'sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist, then '
+                     'python -m experiments.prepare_data --dataset=fashion_mnist --data_dir={data_dir}',
 }
 TFDS_HINT = ('on a machine with internet: `tfds build {name} --data_dir=DIR --file_format=array_record` '
              '(needs TensorFlow there only), then copy DIR/{name} to {data_dir}')
