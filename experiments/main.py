@@ -88,6 +88,8 @@ def main(argv):
   except Preempted as stop:
     logging.warning('%s', stop)
     sys.exit(PREEMPTED_EXIT_CODE)
+  except FileNotFoundError as error:  # a dataset not prepared or not installed: the error says how
+    sys.exit(f'Missing data: {error}')
   finally:
     if lock is not None:
       lock.release()

@@ -124,6 +124,7 @@ def test_fashion_mnist_absent_names_the_apt_command(tmp_path, monkeypatch):
   monkeypatch.setenv('NNCE_FASHION_MNIST_DIR', str(tmp_path / 'nowhere'))
   with pytest.raises(FileNotFoundError, match='apt-get install -y dataset-fashion-mnist'):
     builders.prepare('fashion_mnist', str(tmp_path / 'tfds'))
+  assert not (tmp_path / 'tfds' / 'fashion_mnist').exists()  # nothing that passes for prepared
   truncated = tmp_path / 'bad.gz'
   with gzip.open(truncated, 'wb') as f:
     f.write(bytes([0, 0, 8, 1]) + np.asarray([5], '>i4').tobytes() + b'abc')

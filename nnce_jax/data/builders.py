@@ -20,6 +20,7 @@ images are declared as ``tfds.features.Tensor`` for the same reason.
 import gzip
 import importlib.util
 import os
+import shutil
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -139,5 +140,11 @@ def prepare(name: str, data_dir: str) -> None:
   digits, ~1 min for Fashion-MNIST)."""
   if name not in LOCAL_BUILDERS:
     raise ValueError(f'no local builder for {name!r}; local datasets: {", ".join(LOCAL_BUILDERS)}')
-  builder = LOCAL_BUILDERS[name](data_dir=data_dir, file_format='array_record')
-  builder.download_and_prepare()
+  target = os.path.join(data_dir, name)
+  existed = os.path.exists(target)
+  try:
+    LOCAL_BUILDERS[name](data_dir=data_dir, file_format='array_record').download_and_prepare()
+  except BaseException:
+    if not existed:  # a half-built directory would pass for a prepared dataset next time
+      shutil.rmtree(target, ignore_errors=True)
+    raise
