@@ -68,7 +68,7 @@ def benchmarks(quick: bool) -> list[Benchmark]:
                 {'objective.magnitude': magnitudes, 'data.num_train': sizes,
                  'objective.name': ['noisier_nce']}, seeds, gaussian, QUICK),
       Benchmark('b', 'gaussian_nu', 'gaussian',
-                {'objective.noise_ratio': [1, 4] if quick else [1, 10, 100], 'data.num_train': sizes,
+                {'objective.noise_ratio': [4] if quick else [1, 10, 100], 'data.num_train': sizes,
                  'objective.name': ['nce']}, seeds, {**gaussian, 'train.batch_size': 200}, QUICK),
   ]
   for chasm in CHASMS[:1] if quick else CHASMS:
@@ -83,7 +83,8 @@ def benchmarks(quick: bool) -> list[Benchmark]:
         # K stages cost K times the model: at 13.3 nats K = 3 only.
         Benchmark('c', f'{name}_tre', 'density_chasm',
                   {'objective.num_stages': [3] if quick or chasm.kl == '13.3' else [3, 5],
-                   'objective.name': ['nce', 'noisier_nce']}, seeds, base, QUICK),
+                   'objective.name': ['noisier_nce'] if quick else ['nce', 'noisier_nce']},
+                  seeds, base, QUICK),
         Benchmark('c', f'{name}_schedules', 'density_chasm',
                   {'objective.magnitude_schedule': ['exponential'] if quick else
                    ['linear', 'cosine', 'exponential'], 'objective.name': ['noisier_nce']}, seeds,
