@@ -97,3 +97,17 @@ def test_compare_is_an_in_process_sweep_over_objectives(tmp_path):
   assert result.table.count('\n| ') == 5  # header, rule, truth and a row per objective
   for name in ('sweep.csv', 'sweep.md', 'sweep_curves.png'):
     assert (tmp_path / name).exists()
+
+
+def test_cells_select_by_field_and_refuse_an_ambiguous_name():
+  from experiments.sweep import Run, SweepResult
+  from experiments.sweep.grid import cell_label
+  runs = [Run({'model.name': 'mlp', 'objective.name': o, 'objective.magnitude': m}, s, '', {'seed': s})
+          for o in ('nce', 'noisier_nce') for m in (1.0, 100.0) for s in (0, 1)]
+  result = SweepResult(runs)
+  assert len(result.cells(magnitude=100.0)) == 2
+  with pytest.raises(KeyError, match='picks several cells'):
+    result.by('magnitude')
+  with pytest.raises(ValueError, match="'name' names model.name, objective.name"):
+    result.cell(name='nce')
+  assert cell_label(runs[0].cell) == 'model.name=mlp, objective.name=nce, magnitude=1'

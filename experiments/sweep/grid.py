@@ -70,8 +70,11 @@ def cell_dir(cell: dict) -> str:
 
 
 def cell_label(cell: dict, leave_out=()) -> str:
-  """A legend label: the cell's values by their last field component."""
-  return ', '.join(_named(k, v) for k, v in cell.items() if k not in leave_out)
+  """A legend label: the cell's values by their last field component, or the whole field where
+  two share it (``model.name=mlp, objective.name=nce``)."""
+  last = [field.split('.')[-1] for field in cell]
+  return ', '.join(_named(k, v) if last.count(k.split('.')[-1]) == 1 else f'{k}={v}'
+                   for k, v in cell.items() if k not in leave_out)
 
 
 def _named(field: str, value) -> str:

@@ -46,7 +46,7 @@ class SweepResult:
     cells that hold ``fixed`` (``name='nce'``); each value must pick one cell."""
     out = {}
     for cell in self.cells(**fixed):
-      value = _by_name(cell)[name]
+      value = _value(cell, name)
       if value in out:
         raise KeyError(f'{name}={value!r} picks several cells given {fixed}')
       out[value] = self.summaries(cell)
@@ -64,13 +64,24 @@ class SweepResult:
     return self.summaries(found[0])
 
 
-def _by_name(cell: dict) -> dict:
-  return {field.split('.')[-1]: value for field, value in cell.items()}
+def _field(cell: dict, name: str) -> str | None:
+  """The field of ``cell`` whose last component is ``name`` (None if none); two such raise."""
+  fields = [field for field in cell if field.split('.')[-1] == name]
+  if len(fields) > 1:
+    raise ValueError(f'{name!r} names {", ".join(fields)} in this sweep: it cannot select')
+  return fields[0] if fields else None
+
+
+def _value(cell: dict, name: str):
+  field = _field(cell, name)
+  if field is None:
+    raise KeyError(f'no field of {cell} ends in {name!r}')
+  return cell[field]
 
 
 def _matches(cell: dict, fixed: dict) -> bool:
-  values = _by_name(cell)
-  return all(name in values and values[name] == value for name, value in fixed.items())
+  fields = {name: _field(cell, name) for name in fixed}
+  return all(field is not None and cell[field] == fixed[name] for name, field in fields.items())
 
 
 def aggregate(runs: list[Run], workdir: str) -> SweepResult:
