@@ -7,9 +7,12 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from tests.test_configs import REPO
 
 
+@pytest.mark.slow
 def test_a_task_added_as_one_module_and_one_config_trains(tmp_path):
   guide = open(os.path.join(REPO, 'CONTRIBUTING.md')).read()
   files = dict(re.findall(r'```python\n# (experiments/\S+\.py)\n(.*?)```', guide, re.S))

@@ -18,6 +18,7 @@ def test_logsnr_schedule_spans_its_range_monotonically():
   assert bool(jnp.all(jnp.diff(logsnr) < 0))
 
 
+@pytest.mark.slow
 def test_amortiser_learns_a_known_conditional_and_its_prior():
   """z | x = N(2x, 0.1^2), x ~ U(-2, 2): Q's samples given x have that mean and spread, and its
   prior-embedding samples the aggregate, z ~ 2 U(-2, 2) (std 4 / sqrt 3 = 2.31)."""

@@ -84,6 +84,7 @@ def test_a_failing_run_stops_its_siblings_and_is_named(tmp_path):
   assert f'sweep: stopping {sleeper.run_dir}' in said
 
 
+@pytest.mark.slow
 def test_compare_is_an_in_process_sweep_over_objectives(tmp_path):
   from experiments.sweep import InProcess, run_sweep
   from tests.helpers import small_config
