@@ -5,7 +5,7 @@ InceptionV3's pool3 activations of generated and real images (Heusel et al. 2017
 
 The matrix square root goes through two symmetric eigendecompositions (``S_1^1/2``, then
 the PSD product), so it stays real where ``scipy.linalg.sqrtm(S_1 S_2)`` may not. The
-feature network itself is the caller's (see ``experiments/latent_ebm.py``).
+feature network itself is the caller's (see ``experiments/tasks/latent_images.py``).
 """
 
 import numpy as np
