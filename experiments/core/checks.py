@@ -54,6 +54,14 @@ def set_field(config, field, value) -> None:
   (get_field(config, '.'.join(path)) if path else config)[name] = value
 
 
+def set_fields(config, fields: dict):
+  """Sets every ``{field: value}`` of ``fields`` in ``config`` (a list where the config holds a
+  tuple becomes a tuple); returns ``config``."""
+  for field, value in fields.items():
+    set_field(config, field, tuple(value) if isinstance(get_field(config, field), tuple) else value)
+  return config
+
+
 def parse_overrides(config, items: list[str]) -> dict:
   """``['train.num_steps=1000']`` (or ``--config.train.num_steps=1000``) -> ``{'train.num_steps':
   1000}``, each value typed as ``config`` holds it (:func:`parse_value`)."""

@@ -15,7 +15,7 @@ import time
 
 from absl import app, flags
 
-from experiments.core.checks import set_field
+from experiments.core.checks import set_fields
 from experiments.report import benchmarks, claims, driver, figures, render
 from experiments.run.training import run
 from experiments.sweep import Subprocesses, run_sweep
@@ -24,19 +24,13 @@ _ONLY = flags.DEFINE_list('only', [], 'Sections to run (default all): ' + ','.jo
 
 
 def load_config(module: str, fields: dict):
-  config = importlib.import_module(f'experiments.configs.{module}').get_config()
-  for field, value in fields.items():
-    set_field(config, field, value)
-  return config
+  return set_fields(importlib.import_module(f'experiments.configs.{module}').get_config(), fields)
 
 
 def run_benchmark(benchmark, quick: bool, workdir: str, jobs: int, *, seed_start=None, seeds=None, grid=None):
-  fields = benchmark.fields(quick)
-  config = load_config(benchmark.config, fields)
-  if seed_start is not None:
-    config.seed = seed_start
-    fields = {**fields, 'seed': seed_start}
-  return run_sweep(config, grid or benchmark.grid, seeds=seeds or benchmark.seeds, workdir=workdir,
+  fields = {**benchmark.fields(quick), **({} if seed_start is None else {'seed': seed_start})}
+  return run_sweep(load_config(benchmark.config, fields), grid or benchmark.grid,
+                   seeds=seeds or benchmark.seeds, workdir=workdir,
                    executor=Subprocesses(benchmark.config_file, fields, jobs))
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from absl import app, flags
 
 from experiments.configs import mnist_lebm
-from experiments.core.checks import parse_overrides, set_field
+from experiments.core.checks import parse_overrides, set_fields
 from experiments.core.tables import markdown_table, mean_std
 from experiments.report import driver
 from experiments.sweep import Subprocesses, run_sweep
@@ -34,10 +34,7 @@ QUICK = {'train.num_steps': 40, 'train.eval_every': 20, 'train.log_every': 20, '
 
 
 def make_config(fields: dict):
-  config = mnist_lebm.get_config()
-  for field, value in fields.items():
-    set_field(config, field, value)
-  return config
+  return set_fields(mnist_lebm.get_config(), fields)
 
 
 def main(argv):

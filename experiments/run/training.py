@@ -34,8 +34,6 @@ def make_optimizer(config) -> optax.GradientTransformation:
   return optax.chain(optax.clip_by_global_norm(o.grad_clip_norm), tx) if o.grad_clip_norm else tx
 
 
-
-
 def steps_to_tolerance(history: list[dict], metric: str, tolerance: float) -> int | None:
   """The first eval step from which ``metric`` stays below ``tolerance`` (None if never)."""
   first = None

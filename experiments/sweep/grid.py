@@ -7,7 +7,7 @@ of run directories are made from them for people to read and are never parsed ba
 
 import itertools
 
-from experiments.core.checks import ConfigError, get_field, parse_value, set_field
+from experiments.core.checks import ConfigError, get_field, parse_value, set_fields
 
 Grid = dict[str, list]
 
@@ -57,11 +57,7 @@ def parse_grid_flags(config, flags: list[str]) -> Grid:
 
 def cell_config(config, cell: dict, seed: int):
   """``config`` with the cell's values and ``seed`` set, as a single run (``compare`` off)."""
-  c = config.copy_and_resolve_references()
-  for field, value in cell.items():
-    set_field(c, field, tuple(value) if isinstance(get_field(c, field), tuple) else value)
-  c.seed, c.compare = seed, ''
-  return c
+  return set_fields(config.copy_and_resolve_references(), {**cell, 'seed': seed, 'compare': ''})
 
 
 def cell_dir(cell: dict) -> str:
