@@ -165,7 +165,8 @@ def sample(amortizer: Amortizer, params, key, x: jax.Array | None = None, *, num
     drawn = mean + (std * jax.random.normal(step_key, z.shape) if noise else 0.0)
     return jnp.where(i == 0, z_hat, drawn), None
 
-  z_1 = jax.random.normal(init_key, (batch, amortizer.latent_dim))
+  # zeros_like gives the chain the embedding's type: varying over devices under shard_map.
+  z_1 = jax.random.normal(init_key, (batch, amortizer.latent_dim)) + jnp.zeros_like(embedding[:, :1])
   steps = jnp.arange(num_steps - 1, -1, -1)
   z, _ = jax.lax.scan(step, z_1, (steps, jax.random.split(loop_key, num_steps)))
   return z

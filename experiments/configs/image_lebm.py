@@ -18,6 +18,9 @@ def config_for(dataset: str, *, image_size: int, generator_features: int, prior_
   config.model.generator_features = generator_features
   config.model.hidden = prior_hidden
   config.model.latent_dim = 100
+  config.model.sampler = 'short_run'  # LEBM's: chains from N(0, I)
+  config.model.observation_std = 0.3
+  config.model.posterior_steps = 20
   config.objective.num_stages = 3
   config.optimizer.learning_rate = 2e-4
   config.train.num_steps = 70000

@@ -48,3 +48,11 @@ def interval(values, level: float = 0.95) -> Interval:
 def bonferroni(level: float, comparisons: int) -> float:
   """The per-comparison level that keeps the family-wise level over ``comparisons``."""
   return 1 - (1 - level) / max(comparisons, 1)
+
+
+def paired_p_value(a, b) -> float:
+  """Two-sided paired t test of ``mean(a - b) = 0`` (NaN for fewer than two pairs)."""
+  a, b = np.asarray(a, float), np.asarray(b, float)
+  if len(a) < 2:
+    return math.nan
+  return float(stats.ttest_rel(a, b).pvalue)

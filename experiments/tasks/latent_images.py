@@ -1,9 +1,17 @@
-"""Latent-space EBM on images (TFDS through grain), with leave-one-digit-out anomaly detection.
+"""Latent-space EBM on images (TFDS through grain), with leave-one-class-out anomaly detection.
 
-Trains :class:`nnce_jax.latent_ebm.LatentEBM` on ``data.dataset``. With
-``data.anomaly_digit = d >= 0`` the training split holds the other nine digits; evaluation
-scores every held-out test image by ``-log p(x, z)`` at a short-run posterior sample (see
-``LatentEBM.anomaly_score``) and reports the AUPRC with digit ``d`` as the positive class.
+Trains :class:`nnce_jax.latent_ebm.LatentEBM` on ``data.dataset``: posterior chains start at
+``N(0, I)`` (``model.sampler=short_run``) or at DAMC's amortiser (``damc``), and the prior is
+learned by maximum likelihood (``model.prior_learning=mle``) or by ``config.objective`` as a
+density ratio against ``N(0, I)`` (``ratio``).
+
+With ``data.anomaly_digit = d >= 0`` the run follows the DAMC reference protocol: the train and
+test splits are pooled, 80% of each normal class trains (``data.validation_fraction`` of it
+held out as validation normals) and the test set is the other 20% plus every image of class
+``d`` (:func:`nnce_jax.data.anomaly_split.anomaly_split`). Evaluation scores test images by
+``||x - g(z)||^2 + E(z) + ||z||^2 / 2`` (``LatentEBM.anomaly_scores``) and reports AUPRC and
+AUROC of the score and of its terms, the validation normals' reconstruction error (what a
+checkpoint is selected on: never the test set) and the prior's chasm on validation posteriors.
 The report saves prior samples and test reconstructions as PNG grids.
 """
 
@@ -19,50 +27,44 @@ from experiments.core.checks import ConfigError, number, one_of
 from experiments.core.task import Task
 from experiments.tasks.ratio import make_objective
 from nnce_jax import fid as nnce_fid
-from nnce_jax import latent_ebm
-from nnce_jax.data import builders, images
+from nnce_jax import latent_ebm, noise, ranking_metrics
+from nnce_jax.data import anomaly_split, builders, images
 
-# The N²CE paper's AUPRC (Yu et al. 2026, trained on all of MNIST) for digits 1, 4, 5, 7, 9.
+# The N²CE paper's AUPRC (DAMC protocol, all 70,000 MNIST images, checkpoint chosen on test
+# AUPRC) for digits 1, 4, 5, 7, 9.
 PAPER_AUPRC = {'noisier_nce_k3': {1: 0.959, 4: 0.935, 5: 0.959, 7: 0.845, 9: 0.854},
                'noisier_nce_k1': {1: 0.910, 4: 0.911, 5: 0.935, 7: 0.779, 9: 0.699},
                'nce': {1: 0.702, 4: 0.829, 5: 0.764, 7: 0.605, 9: 0.502}}
-
+PRIOR_LEARNING = ('ratio', 'mle')
+ENCODERS = ('mlp', 'conv')
 
 
 def check(config) -> None:
   if not isinstance(config.data.dataset, str) or not config.data.dataset:
     raise ConfigError(f'config.data.dataset={config.data.dataset!r} is invalid; it must name a TFDS '
-                      'image dataset (mnist5k and sklearn_digits are built offline)')
+                      'image dataset (mnist5k, sklearn_digits and fashion_mnist are built offline)')
   number(config, 'data.anomaly_digit', low=-1, high=9, integer=True)
   number(config, 'data.image_size', low=0, integer=True)
+  number(config, 'data.validation_fraction', low=0, high=0.5, low_open=True)
   one_of(config, 'model.generator', latent_ebm.GENERATORS)
-  for field in ('latent_dim', 'posterior_steps', 'generator_features'):
+  one_of(config, 'model.sampler', latent_ebm.SAMPLERS)
+  one_of(config, 'model.prior_learning', PRIOR_LEARNING)
+  one_of(config, 'model.encoder', ENCODERS)
+  for field in ('latent_dim', 'posterior_steps', 'prior_steps', 'generator_features', 'embed_dim'):
     number(config, f'model.{field}', low=1, integer=True)
-  for field in ('observation_std', 'posterior_step_size'):
+  number(config, 'model.diffusion_steps', low=2, integer=True)
+  number(config, 'model.prior_fraction', low=0, high=1, high_open=True)
+  for field in ('observation_std', 'posterior_step_size', 'prior_step_size'):
     number(config, f'model.{field}', low=0, low_open=True)
+  number(config, 'score.steps', low=0, integer=True)
+  number(config, 'score.observation_std', low=0)
   number(config, 'fid.num_samples', low=2, integer=True)
   if config.fid.features and not os.path.isfile(os.path.expanduser(config.fid.features)):
     raise ConfigError(f'config.fid.features={config.fid.features!r} is invalid; it must be a file written '
                       "by jax.export, or '' to skip FID")
-  if config.objective.name == 'ranking_nce':
+  if config.model.prior_learning == 'ratio' and config.objective.name == 'ranking_nce':
     raise ConfigError('config.objective.name=ranking_nce is invalid for task latent_images; allowed '
                       'values: nce, noisier_nce, nwj')
-
-
-def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
-  """Area under the precision-recall curve as average precision: the mean, over the
-  positives, of the precision among all images scored at least as high (ties count
-  together, as scikit-learn's ``average_precision_score``)."""
-  scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
-  if not positive.any():
-    raise ValueError('average precision needs at least one positive')
-  order = np.argsort(-scores, kind='stable')
-  scores, positive = scores[order], positive[order]
-  last_of_tie = np.r_[scores[1:] != scores[:-1], True]
-  true_positives = np.cumsum(positive)[last_of_tie]
-  precision = true_positives / (np.flatnonzero(last_of_tie) + 1)
-  recall_gain = np.diff(np.r_[0, true_positives]) / positive.sum()
-  return float(np.sum(precision * recall_gain))
 
 
 def open_dataset(config, split):
@@ -76,57 +78,95 @@ def open_dataset(config, split):
   return images.image_source(name, split, data_dir)
 
 
-def _training_labels(config):
-  digit = config.data.anomaly_digit
-  return None if digit < 0 else [d for d in range(10) if d != digit]
+def data_split(config):
+  """``(source, train, validation, test)``: a source and index arrays into it.
+
+  Anomaly runs pool the dataset's splits and re-split them by the reference protocol (fixed
+  by ``data.split_seed``, the same for every training seed); a test set larger than ``num_test`` is cut to a random
+  subset of the test set (its prevalence is kept in expectation). Without an anomaly class,
+  the train split trains and validates and the test split tests."""
+  d = config.data
+  if d.anomaly_digit < 0:
+    source, test_source = open_dataset(config, 'train'), open_dataset(config, 'test')
+    pool = images.PooledSource([source, test_source])
+    train, test = np.arange(len(source)), np.arange(len(source), len(pool))
+  else:
+    pool = images.PooledSource([open_dataset(config, 'train'), open_dataset(config, 'test')])
+    train, test = anomaly_split.anomaly_split(images.labels_of(pool), d.anomaly_digit, seed=d.split_seed)
+  rng = np.random.default_rng(d.split_seed)
+  train = rng.permutation(train)
+  cut = int(round(d.validation_fraction * len(train)))
+  validation, train = np.sort(train[:cut]), np.sort(train[cut:])
+  if d.num_test < len(test):
+    test = np.sort(rng.choice(test, d.num_test, replace=False))
+  return pool, train, validation, test
+
+
+def make_model(config, image_shape) -> latent_ebm.LatentEBM:
+  m = config.model
+  return latent_ebm.make_latent_ebm(
+      image_shape, generator=m.generator, latent_dim=m.latent_dim, generator_features=m.generator_features,
+      generator_hidden=tuple(m.generator_hidden), prior_hidden=tuple(m.hidden),
+      num_stages=config.objective.num_stages if m.prior_learning == 'ratio' else 1,
+      sampler=m.sampler, encoder=m.encoder, embed_dim=m.embed_dim, amortizer_widths=tuple(m.amortizer_widths),
+      diffusion_steps=m.diffusion_steps, prior_fraction=m.prior_fraction, observation_std=m.observation_std,
+      posterior_steps=m.posterior_steps, posterior_step_size=m.posterior_step_size,
+      prior_steps=m.prior_steps, prior_step_size=m.prior_step_size)
+
+
+def _eval_images(source, indices, config):
+  batch = images.image_batches(source, batch_size=len(indices), seed=config.seed, indices=indices,
+                               shuffle=False, dequantize=False, image_size=config.data.image_size)[0]
+  return jnp.asarray(batch['image']), np.asarray(batch['label'])
 
 
 def build(config) -> Task:
-  train_source, test_source = open_dataset(config, 'train'), open_dataset(config, 'test')
+  source, train, validation, test = data_split(config)
   side = config.data.image_size
-  shape = (side, side, train_source[0]['image'].shape[-1]) if side else tuple(train_source[0]['image'].shape)
-  m = config.model
-  model = latent_ebm.make_latent_ebm(
-      shape, generator=m.generator, latent_dim=m.latent_dim, generator_features=m.generator_features,
-      generator_hidden=tuple(m.generator_hidden), prior_hidden=tuple(m.hidden),
-      num_stages=config.objective.num_stages, observation_std=m.observation_std,
-      posterior_steps=m.posterior_steps, posterior_step_size=m.posterior_step_size)
-  params = model.init(jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))
-  objective = make_objective(config)
+  shape = (side, side, source[0]['image'].shape[-1]) if side else tuple(source[0]['image'].shape)
+  model = make_model(config, shape)
+  params = model.init(jax.random.fold_in(jax.random.PRNGKey(config.seed), 1), shape)
+  objective = make_objective(config) if config.model.prior_learning == 'ratio' else None
   loss_fn = model.make_loss(objective)
 
   # Each process reads its shard and its slice of every global batch (multi-host ready).
   per_process = config.train.batch_size // jax.process_count()
   train_batches = images.image_batches(
-      train_source, batch_size=per_process, seed=config.seed, shard_index=jax.process_index(),
-      shard_count=jax.process_count(), keep_labels=_training_labels(config), dequantize=True,
-      image_size=config.data.image_size)
+      source, batch_size=per_process, seed=config.seed, shard_index=jax.process_index(),
+      shard_count=jax.process_count(), indices=train, dequantize=True, image_size=side)
   spd = config.train.steps_per_dispatch
 
   def batches_for(step):
     """Batches ``step .. step + spd - 1``: random access, so a resumed run reads the same ones."""
     return {'image': np.stack([train_batches[step + i]['image'] for i in range(spd)])}
 
-  num_test = min(config.data.num_test, len(test_source))
-  test = images.image_batches(test_source, batch_size=num_test, seed=config.seed, shuffle=False,
-                              dequantize=False, image_size=config.data.image_size)[0]
-  x_test, labels = jnp.asarray(test['image']), np.asarray(test['label'])
-  score = jax.jit(lambda params, key: model.anomaly_scores(key, params, x_test))
+  x_test, labels = _eval_images(source, test, config)
+  x_validation, _ = _eval_images(source, validation, config)
+  score_std = config.score.observation_std or None
+  score = jax.jit(lambda params, key, x: model.anomaly_scores(key, params, x, num_steps=config.score.steps,
+                                                              observation_std=score_std))
   reconstruct = jax.jit(lambda params, key: model.generator.apply(
       params['generator'], model.sample_posterior(key, params, x_test[:64])))
   eval_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
+  base = noise.isotropic_gaussian(model.latent_dim)
 
   def eval_fn(params):
-    scores = {k: np.asarray(v) for k, v in score(params, eval_key).items()}
-    mse = float(jnp.mean(jnp.square(reconstruct(params, eval_key) - x_test[:64])))
-    metrics = {'test_mean_squared_error': mse, 'mean_score': float(np.mean(scores['joint']))}
+    scores = {k: np.asarray(v) for k, v in score(params, eval_key, x_test).items()}
+    held_out = score(params, eval_key, x_validation)
+    s_posterior = np.asarray(model.log_ratio(params, held_out['z']))
+    s_noise = np.asarray(model.log_ratio(params, base.sample(eval_key, (len(s_posterior),))))
+    metrics = {'test_mean_squared_error': float(np.mean(scores['reconstruction'])) / x_test[0].size,
+               'validation_reconstruction': float(jnp.mean(held_out['reconstruction'])),
+               'mean_score': float(np.mean(scores['joint'])),
+               # The chasm the prior crosses, on held-out normals' posterior samples vs N(0, I).
+               'chasm_log_ratio': float(np.mean(s_posterior) - np.mean(s_noise)),
+               'chasm_accuracy': float(0.5 * (np.mean(s_posterior > 0) + np.mean(s_noise < 0)))}
     if config.data.anomaly_digit >= 0:
       anomalous = labels == config.data.anomaly_digit
-      metrics['auprc'] = average_precision(scores['joint'], anomalous)
-      # The terms alone: the prior term is where NCE and N²CE differ.
-      metrics['auprc_prior'] = average_precision(scores['prior'], anomalous)
-      metrics['auprc_reconstruction'] = average_precision(scores['reconstruction'], anomalous)
       metrics['positive_rate'] = float(np.mean(anomalous))  # AUPRC of a random score
+      for term, suffix in (('joint', ''), ('reconstruction', '_reconstruction'), ('prior', '_prior')):
+        metrics['auprc' + suffix] = ranking_metrics.average_precision(scores[term], anomalous)
+        metrics['auroc' + suffix] = ranking_metrics.roc_auc(scores[term], anomalous)
     return metrics
 
   def report(params, workdir):
@@ -150,14 +190,20 @@ def build(config) -> Task:
     return nnce_fid.feature_distance(features(generated), features(x_test))
 
   digit = config.data.anomaly_digit
-  variant = ('nce' if config.objective.name == 'nce'
-             else f'{config.objective.name}_k{config.objective.num_stages}')
   truth = {}
-  if digit in PAPER_AUPRC.get(variant, {}):
-    truth['auprc'] = PAPER_AUPRC[variant][digit]  # the paper's, on all of MNIST: a reference
-  metrics = ('auprc', 'test_mean_squared_error') if digit >= 0 else ('test_mean_squared_error',)
+  if config.data.dataset.startswith('mnist') and digit in PAPER_AUPRC.get(variant_name(config), {}):
+    truth['auprc'] = PAPER_AUPRC[variant_name(config)][digit]  # the paper's, another protocol: a reference
+  metrics = ('auprc', 'auroc', 'test_mean_squared_error') if digit >= 0 else ('test_mean_squared_error',)
   return Task(model, params, loss_fn, eval_fn, truth, table_metrics=metrics, report=report,
               batches_for=batches_for, sample_batch=model.make_sampler(objective))
+
+
+def variant_name(config) -> str:
+  """``mle``, ``nce``, ``nwj`` or ``noisier_nce_k{K}``: how the prior is learned."""
+  if config.model.prior_learning == 'mle':
+    return 'mle'
+  name = config.objective.name
+  return f'{name}_k{config.objective.num_stages}' if name == 'noisier_nce' else name
 
 
 def load_features(path: str):

@@ -8,7 +8,8 @@ command that prepares it. ``image_batches(...)`` builds a grain ``MapDataset`` o
 * the order is a deterministic global shuffle keyed by ``seed`` and the epoch, and the
   dataset is random-access, so batch ``i`` is ``dataset[i]`` whatever ran before: a
   resumed run reads exactly the batches an unbroken run would;
-* ``keep_labels`` filters classes (leave-one-digit-out anomaly detection) before sharding;
+* ``keep_labels`` filters classes, or ``indices`` picks examples (the anomaly split of
+  ``anomaly_split``), before sharding;
 * ``image_size > 0`` centre-crops to a square and resizes (CelebA's 218 x 178 to 64 x 64);
 * images become float32 in ``[-1, 1]``, uniformly dequantised (``(pixel + u) / 256``, ``u ~
   U[0, 1)`` keyed by seed and index) when ``dequantize`` is set.
@@ -48,13 +49,35 @@ def image_source(name: str, split: str, data_dir: str):
   return tfds.data_source(name, split=split, data_dir=data_dir)
 
 
+class PooledSource:
+  """The examples of several random-access sources end to end (a dataset's splits pooled, as
+  the anomaly protocol re-splits them): ``len`` and ``[i]``."""
+
+  def __init__(self, sources):
+    self._sources = list(sources)
+    self._starts = np.cumsum([0] + [len(s) for s in self._sources])
+
+  def __len__(self) -> int:
+    return int(self._starts[-1])
+
+  def __getitem__(self, index: int):
+    if not 0 <= index < len(self):
+      raise IndexError(f'example {index} of {len(self)}')
+    which = int(np.searchsorted(self._starts, index, side='right')) - 1
+    return self._sources[which][int(index - self._starts[which])]
+
+
+def labels_of(source) -> np.ndarray:
+  """Every example's label, ``[n]`` (reads each example once)."""
+  return np.array([source[i]['label'] for i in range(len(source))])
+
+
 def _indices_with_labels(source, keep_labels: Sequence[int] | None) -> np.ndarray:
   """Positions of the examples whose label is in ``keep_labels`` (all when None). Reads every
   example once: fine for the small labelled sets anomaly detection uses."""
   if keep_labels is None:
     return np.arange(len(source))
-  labels = np.array([source[i]['label'] for i in range(len(source))])
-  return np.flatnonzero(np.isin(labels, keep_labels))
+  return np.flatnonzero(np.isin(labels_of(source), keep_labels))
 
 
 def square_resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -91,12 +114,17 @@ def to_unit_interval(image: np.ndarray, noise: np.ndarray | None = None) -> np.n
 
 
 def image_batches(source, *, batch_size: int, seed: int, shard_index: int = 0, shard_count: int = 1,
-                  keep_labels: Sequence[int] | None = None, dequantize: bool = True,
+                  keep_labels: Sequence[int] | None = None, indices: Sequence[int] | None = None,
+                  dequantize: bool = True,
                   image_size: int = 0, shuffle: bool = True,
                   drop_remainder: bool = True) -> grain.MapDataset:
   """Random-access batches of this process's shard; infinite (epochs repeat, reshuffled)
-  when ``shuffle``, one pass in order otherwise (evaluation)."""
-  indices = _indices_with_labels(source, keep_labels)[shard_index::shard_count]
+  when ``shuffle``, one pass in order otherwise (evaluation). ``indices`` (positions in
+  ``source``) or ``keep_labels`` picks the examples; all when both are None."""
+  if indices is not None and keep_labels is not None:
+    raise ValueError('pass indices or keep_labels, not both')
+  chosen = _indices_with_labels(source, keep_labels) if indices is None else np.asarray(indices)
+  indices = chosen[shard_index::shard_count]
   if len(indices) < batch_size and drop_remainder:
     raise ValueError(f'{len(indices)} examples in this shard, fewer than one batch of {batch_size}')
   dataset = grain.MapDataset.source(indices)
