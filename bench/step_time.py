@@ -12,8 +12,8 @@
   same warm-up, and every loop blocks on its outputs every ``SYNC_EVERY`` steps as the engine
   does; and beside a plain PyTorch loop of the same model and loss when ``torch`` is installed
   in the benchmark's environment (``pip install torch``; never a dependency of the project);
-- conv_latent_ebm (``--only conv_latent_ebm``): ms per step of the reference-size latent EBM
-  (conv generator, batch 128), the accelerator measurement.
+- conv_latent_ebm (``--only conv_latent_ebm``): ms per step of the DAMC reference-size latent
+  EBM (``mnist_lebm_reference.py``), the accelerator measurement; skipped with a message on a CPU.
 
 Rates are differences of two timed runs of different lengths, so compilation cancels out. The
 variants compared within a group are measured round-robin and each reported as its median over
@@ -173,14 +173,17 @@ def torch_run(batch):
 
 
 def conv_latent_ebm_run(batch=128):
-  """Steps of the reference-size latent EBM (conv generator, z of 8, batch 128) on random images."""
-  from nnce_jax import latent_ebm
+  """Steps of the DAMC reference-size latent EBM (``experiments/configs/mnist_lebm_reference.py``:
+  10.9M-parameter conv generator, z of 8, conv encoder, 100-step amortiser, N²CE K = 3, batch
+  128) on random images."""
+  from experiments.configs import mnist_lebm_reference
+  from experiments.tasks.latent_images import make_model
 
-  model = latent_ebm.make_latent_ebm((28, 28, 1), generator='conv', latent_dim=8, generator_features=128,
-                                     posterior_steps=30)
-  params = model.init(jax.random.PRNGKey(0))
-  objective_fns = objectives.make_objective('noisier_nce', magnitude=100.0)
-  tx = optax.adam(1e-4)
+  reference = mnist_lebm_reference.get_config()
+  model = make_model(reference, (28, 28, 1))
+  params = model.init(jax.random.PRNGKey(0), (28, 28, 1))
+  objective_fns = objectives.make_objective('noisier_nce', magnitude=reference.objective.magnitude)
+  tx = optax.adam(reference.optimizer.learning_rate)
   train_step = engine.make_train_step(model.make_loss(objective_fns), tx,
                                       sample_batch=model.make_sampler(objective_fns))
   images = {'image': np.random.default_rng(0).uniform(-1, 1, (1, batch, 28, 28, 1)).astype(np.float32)}
@@ -227,8 +230,12 @@ def main():
              torch_steps_per_s=rates.get('torch'),
              engine_over_torch=engine_rate / rates['torch'] if 'torch' in rates else None)
   if 'conv_latent_ebm' in groups:
-    rate = median_rates({'conv': conv_latent_ebm_run()})['conv']
-    emit(bench='conv_latent_ebm', batch=128, step_ms=1e3 / rate, device_kind=jax.devices()[0].device_kind)
+    if jax.default_backend() == 'cpu':
+      emit(bench='conv_latent_ebm', skipped='no accelerator: the reference-size DAMC step is an accelerator '
+           'measurement (seconds per step on a CPU)')
+    else:
+      rate = median_rates({'conv': conv_latent_ebm_run()})['conv']
+      emit(bench='conv_latent_ebm', batch=128, step_ms=1e3 / rate, device_kind=jax.devices()[0].device_kind)
 
 
 if __name__ == '__main__':

@@ -76,9 +76,13 @@ class Denoiser(nn.Module):
       skips.append(h)
       h = nn.leaky_relu(h, 0.01)
     h = ConcatSquash(self.widths[-1])(h, context)
-    for width in list(self.widths[-2::-1]) + [self.latent_dim]:
+    for width in self.widths[-2::-1]:
       h = nn.leaky_relu(jnp.concatenate([h, skips.pop()], -1), 0.01)
       h = ConcatSquash(width)(h, context)
+    # A zero-initialised output: an untrained network predicts eps = z_t (residual) or 0, so
+    # its first samples stay near the origin instead of blowing up by 1 / alpha_t.
+    h = nn.leaky_relu(jnp.concatenate([h, skips.pop()], -1), 0.01)
+    h = nn.Dense(self.latent_dim, kernel_init=nn.initializers.zeros)(h)
     return z + h if self.residual else h
 
 

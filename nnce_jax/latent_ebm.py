@@ -123,8 +123,8 @@ class DAMCSampler:
 
   def sample(self, params, key, x=None, num_samples=None):
     """``z ~ Q(z | x)`` (``[B, d]``), or ``num_samples`` from the prior embedding when ``x`` is None."""
-    return damc.sample(self.amortizer, params, key, x, num_samples=num_samples, num_steps=self.diffusion_steps,
-                       logsnr_min=self.logsnr_min, logsnr_max=self.logsnr_max)
+    return damc.sample(self.amortizer, params, key, x, num_samples=num_samples,
+                       num_steps=self.diffusion_steps, logsnr_min=self.logsnr_min, logsnr_max=self.logsnr_max)
 
   def loss(self, params, key, z, x):
     return damc.denoising_loss(self.amortizer, params, key, z, x, prior_fraction=self.prior_fraction,
@@ -152,7 +152,8 @@ class LatentEBM:
     z = jnp.zeros((1, self.latent_dim))
     params = {'generator': self.generator.init(gen_key, z), 'prior': self.prior.init(prior_key, z)}
     if self.damc is not None:
-      x = self.generator.apply(params['generator'], z) if image_shape is None else jnp.zeros((1, *image_shape))
+      x = (self.generator.apply(params['generator'], z) if image_shape is None
+           else jnp.zeros((1, *image_shape)))
       params['amortizer'] = damc.init_amortizer(self.damc.amortizer, q_key, x)
     return params
 
@@ -167,7 +168,8 @@ class LatentEBM:
   def log_likelihood(self, params, x, z, observation_std=None):
     """``log p(x | z)`` up to a constant, ``[B]``."""
     residual = x - self.generator.apply(params['generator'], z)
-    return -0.5 * jnp.sum(jnp.square(residual), axis=(1, 2, 3)) / (observation_std or self.observation_std) ** 2
+    std = observation_std or self.observation_std
+    return -0.5 * jnp.sum(jnp.square(residual), axis=(1, 2, 3)) / std ** 2
 
   def log_joint(self, params, x, z, observation_std=None):
     """``log p(x, z)`` up to the constants ``log Z`` and the Gaussian's, ``[B]``."""
@@ -182,7 +184,8 @@ class LatentEBM:
   def sample_posterior(self, key, params, x, num_steps: int | None = None):
     """Langevin on ``log p(z | x)`` from :meth:`initial_posterior`: ``[B, d_z]`` (one chain per image)."""
     init_key, chain_key = jax.random.split(key)
-    return damc.refine(chain_key, lambda z: self.log_joint(params, x, z), self.initial_posterior(init_key, params, x),
+    return damc.refine(chain_key, lambda z: self.log_joint(params, x, z),
+                       self.initial_posterior(init_key, params, x),
                        num_steps=num_steps or self.posterior_steps, step_size=self.posterior_step_size)
 
   def sample_prior_chain(self, key, params, num_samples: int):
@@ -194,7 +197,8 @@ class LatentEBM:
     return damc.refine(chain_key, lambda z: self.prior_log_density(params, z), z0, num_steps=self.prior_steps,
                        step_size=self.prior_step_size)
 
-  def anomaly_scores(self, key, params, x, *, num_steps: int = 5, observation_std: float | None = None) -> dict:
+  def anomaly_scores(self, key, params, x, *, num_steps: int = 5,
+                     observation_std: float | None = None) -> dict:
     """The reference's anomaly score and its terms, each ``[B]``, higher = more anomalous:
 
         joint = ||x - g(z)||^2  +  E(z) + ||z||^2 / 2,    E = -s
@@ -216,8 +220,8 @@ class LatentEBM:
   def sample_prior(self, key, params, num_samples: int, num_proposals: int = 10_000):
     """``z ~ p(z)`` by importance resampling from ``N(0, I)``: ``[n, d_z]``."""
     base = noise.isotropic_gaussian(self.latent_dim)
-    z, _ = sampling.sampling_importance_resampling(key, lambda z: self.log_ratio(params, z), base, num_proposals,
-                                                   num_samples)
+    z, _ = sampling.sampling_importance_resampling(key, lambda z: self.log_ratio(params, z), base,
+                                                   num_proposals, num_samples)
     return z
 
   def make_sampler(self, objective: objectives.Objective | None):

@@ -1,5 +1,7 @@
 """DAMC's amortiser: the latent diffusion model learns a known conditional, and its helpers."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -65,3 +67,21 @@ def test_sliced_wasserstein_is_zero_on_equal_samples_and_sees_a_shift():
   shift = jnp.array([1.0, 0.0, 0.0, 0.0])
   # A shift v moves every projection u.v: SW^2 = E (u.v)^2 = |v|^2 / d.
   assert float(damc.sliced_wasserstein(key, a, a + shift, 2000)) == pytest.approx(0.5, abs=0.05)
+
+
+def test_amortiser_tracks_long_run_langevin_better_than_short_run(tmp_path):
+  """The toy check (experiments/tasks/amortiser_check.py), small: Q + K Langevin steps end
+  closer to the long run than K steps from N(0, I), and closer than Q started."""
+  from experiments.configs import amortiser_check
+  from experiments.core.checks import set_fields
+  from experiments.core.metrics import read_metrics
+  from experiments.run.training import train_and_evaluate
+  config = set_fields(amortiser_check.get_config(), {
+      'data.num_eval_observations': 4, 'data.samples_per_observation': 128, 'data.long_run_steps': 1000,
+      'train.num_steps': 600, 'train.eval_every': 200, 'train.log_every': 600, 'train.batch_size': 128})
+  summary = train_and_evaluate(config, str(tmp_path))
+  history = [r for r in read_metrics(str(tmp_path)) if 'eval_amortised_distance' in r]
+  final = summary['final']
+  assert final['amortised_distance'] < 0.75 * final['short_run_distance'], final
+  assert final['amortised_distance'] < 0.5 * history[0]['eval_amortised_distance'], history
+  assert os.path.getsize(tmp_path / 'amortiser_check.png') > 0

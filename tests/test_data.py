@@ -81,15 +81,21 @@ def test_celeba_like_images_are_cropped_and_resized(tmp_path):
   assert batch['image'].shape == (4, 64, 64, 3) and np.all(batch['label'] == -1)
 
 
-def test_average_precision_matches_scikit_learn():
-  from sklearn.metrics import average_precision_score
+def test_ranking_metrics_match_scikit_learn_with_ties():
+  from sklearn.metrics import average_precision_score, roc_auc_score
 
-  from experiments.tasks.latent_images import average_precision
+  from nnce_jax.ranking_metrics import average_precision, roc_auc
   rng = np.random.default_rng(0)
   positive = rng.random(500) < 0.1
   scores = rng.normal(size=500) + positive
   scores[:50] = np.round(scores[:50])  # ties
   assert abs(average_precision(scores, positive) - average_precision_score(positive, scores)) < 1e-12
+  assert abs(roc_auc(scores, positive) - roc_auc_score(positive, scores)) < 1e-12
+  constant = np.zeros(500)  # a score that ranks nothing: the prevalence and a coin
+  assert average_precision(constant, positive) == pytest.approx(positive.mean())
+  assert roc_auc(constant, positive) == 0.5
+  with pytest.raises(ValueError, match='at least one positive and one negative'):
+    roc_auc(scores, np.ones(500, bool))
 
 
 def _write_idx(path, array):

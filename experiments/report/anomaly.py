@@ -31,6 +31,8 @@ _DATASETS = flags.DEFINE_list('datasets', ['mnist5k', 'fashion_mnist'], 'Dataset
 _CLASSES = flags.DEFINE_list('classes', [], 'dataset:class,... to run (default: DEFAULT_CLASSES).')
 _SEEDS = flags.DEFINE_integer('seeds', 3, 'Seeds per cell.')
 _OVERRIDES = flags.DEFINE_multi_string('override', [], '--override=FIELD=VALUE for every run.')
+_SHORT_RUN = flags.DEFINE_bool('short_run', True, 'Also run N²CE K = 3 with short-run Langevin (the '
+                               'baseline sampler).')
 
 CONFIG = 'experiments/configs/mnist_lebm.py'
 DEFAULT_CLASSES = {'mnist5k': (1, 4, 5, 7, 9), 'fashion_mnist': tuple(range(10))}
@@ -57,7 +59,8 @@ def selected(run_dir: str) -> dict:
   """The evaluation with the lowest validation reconstruction error, its metrics unprefixed."""
   evals = [r for r in read_metrics(run_dir) if 'eval_validation_reconstruction' in r]
   best = min(evals, key=lambda r: r['eval_validation_reconstruction'])
-  return {'step': best['step'], **{k.removeprefix('eval_'): v for k, v in best.items() if k.startswith('eval_')}}
+  return {'step': best['step'],
+          **{k.removeprefix('eval_'): v for k, v in best.items() if k.startswith('eval_')}}
 
 
 def run_variant(dataset, classes, fields, seeds, workdir, overrides) -> dict:
@@ -92,15 +95,21 @@ def main(argv):
       metrics[variant], seconds = run_variant(dataset, labels, fields, seeds,
                                               os.path.join(workdir, dataset, variant), overrides)
       wall += seconds
-    variant, fields = SHORT_RUN
-    short_run, seconds = run_variant(dataset, labels, {**PRIOR_LEARNINGS[variant][1], **fields}, seeds,
-                                     os.path.join(workdir, dataset, variant + '_short_run'), overrides)
-    wall += seconds
+    short_run = None
+    if _SHORT_RUN.value:
+      variant, fields = SHORT_RUN
+      short_run, seconds = run_variant(dataset, labels, {**PRIOR_LEARNINGS[variant][1], **fields}, seeds,
+                                       os.path.join(workdir, dataset, variant + '_short_run'), overrides)
+      wall += seconds
     sections.append(dataset_section(dataset, labels, metrics, short_run))
   command = 'python -m experiments.report.anomaly' + (' --quick' if quick else '') + ''.join(
       f' --override={field}={flag_value(value)}' for field, value in overrides.items() if field not in QUICK)
   if _CLASSES.value:
     command += ' --classes=' + ','.join(_CLASSES.value)
+  if _DATASETS.value != _DATASETS.default:
+    command += ' --datasets=' + ','.join(_DATASETS.value)
+  if not _SHORT_RUN.value:
+    command += ' --noshort_run'
   with open(output, 'w') as f:
     f.write(header(command, wall, seeds, quick) + ''.join(sections))
   print(f'anomaly report: {output} ({time.perf_counter() - started:.0f} s now; {wall:.0f} s of runs)')
@@ -109,7 +118,8 @@ def main(argv):
 def chosen_classes(quick: bool) -> dict:
   classes = {name: list(DEFAULT_CLASSES[name]) for name in _DATASETS.value if name in DEFAULT_CLASSES}
   if unknown := [name for name in _DATASETS.value if name not in DEFAULT_CLASSES]:
-    raise ConfigError(f'--datasets={",".join(unknown)} is invalid; allowed values: {", ".join(DEFAULT_CLASSES)}')
+    raise ConfigError(f'--datasets={",".join(unknown)} is invalid; allowed values: '
+                      f'{", ".join(DEFAULT_CLASSES)}')
   if _CLASSES.value:
     picked = {}
     for item in _CLASSES.value:
@@ -148,14 +158,16 @@ def dataset_section(dataset, labels, metrics, short_run) -> str:
   lines += ['\n### Paired comparisons (every class and seed a pair; t test on the differences)\n',
             markdown_table(['comparison', 'metric', 'mean difference [95% CI]', 'pairs', 'p-value'],
                            comparisons(labels, metrics, short_run))]
+  runs_by_name = {names[v]: metrics[v] for v in names}
+  if short_run:
+    runs_by_name['N²CE K = 3, short-run'] = short_run
   lines += ['\n### Diagnostics: which score term ranks the anomalies, and the chasm the prior crosses\n',
             'AUPRC of the joint score and of each term at the same posterior sample; the chasm is '
             'the mean log ratio s on validation normals\' posterior samples minus its mean on N(0, I) '
             'samples, and the accuracy of the classifier sign(s) between the two.\n',
             markdown_table(['prior learning', 'joint', 'reconstruction', 'prior', 'chasm (nats)',
                             'chasm accuracy', 'test MSE / pixel', 'selected step'],
-                           diagnostics(labels, {**{names[v]: metrics[v] for v in names},
-                                                'N²CE K = 3, short-run': short_run}))]
+                           diagnostics(labels, runs_by_name))]
   return '\n'.join(lines) + '\n'
 
 
@@ -169,6 +181,8 @@ def comparisons(labels, metrics, short_run) -> list[list[str]]:
                      ('N²CE K = 1 − NCE', metrics['noisier_nce_k1'], metrics['nce']),
                      ('N²CE K = 3 − MLE', metrics['noisier_nce_k3'], metrics['mle']),
                      ('DAMC − short-run (N²CE K = 3)', metrics['noisier_nce_k3'], short_run)):
+    if b is None:
+      continue
     for key in ('auprc', 'auroc'):
       x, y = _pairs(labels, a, b, key)
       interval = statistics.paired(x, y)
@@ -180,9 +194,10 @@ def diagnostics(labels, runs_by_name) -> list[list[str]]:
   rows = []
   for name, runs in runs_by_name.items():
     flat = [r for c in labels for r in runs[c]]
-    rows.append([name] + [f'{np.mean(_column(flat, k)):.3f}' for k in
-                          ('auprc', 'auprc_reconstruction', 'auprc_prior', 'chasm_log_ratio', 'chasm_accuracy',
-                           'test_mean_squared_error')] + [f'{np.mean(_column(flat, "step")):.0f}'])
+    keys = ('auprc', 'auprc_reconstruction', 'auprc_prior', 'chasm_log_ratio', 'chasm_accuracy',
+            'test_mean_squared_error')
+    rows.append([name] + [f'{np.mean(_column(flat, k)):.3f}' for k in keys]
+                + [f'{np.mean(_column(flat, "step")):.0f}'])
   return rows
 
 

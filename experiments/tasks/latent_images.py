@@ -82,8 +82,8 @@ def data_split(config):
   """``(source, train, validation, test)``: a source and index arrays into it.
 
   Anomaly runs pool the dataset's splits and re-split them by the reference protocol (fixed
-  by ``data.split_seed``, the same for every training seed); a test set larger than ``num_test`` is cut to a random
-  subset of the test set (its prevalence is kept in expectation). Without an anomaly class,
+  by ``data.split_seed``, the same for every training seed); a test set larger than
+  ``num_test`` is cut to a random subset (its prevalence kept in expectation). Without an anomaly class,
   the train split trains and validates and the test split tests."""
   d = config.data
   if d.anomaly_digit < 0:
