@@ -85,7 +85,8 @@ def test_anomaly_score_is_the_sum_of_its_terms():
 def test_learns_digits_and_scores_an_anomaly(data_dir, tmp_path):
   config = small_lebm(data_dir, 300, **{'data.dataset': 'sklearn_digits', 'optimizer.learning_rate': 3e-3,
                                         'model.posterior_steps': 20, 'model.latent_dim': 8,
-                                        'model.observation_std': 0.3})
+                                        'model.observation_std': 0.3, 'score.observation_std': 0.3,
+                                        'score.steps': 20})
   summary = train_and_evaluate(config, str(tmp_path))
   source = images.image_source('sklearn_digits', 'test', data_dir)
   x = np.stack([images.to_unit_interval(source[i]['image']) for i in range(len(source))])
