@@ -181,7 +181,7 @@ def conv_latent_ebm_run(batch=128):
 
   reference = mnist_lebm_reference.get_config()
   model = make_model(reference, (28, 28, 1))
-  params = model.init(jax.random.PRNGKey(0), (28, 28, 1))
+  params = model.init(jax.random.PRNGKey(0))
   objective_fns = objectives.make_objective('noisier_nce', magnitude=reference.objective.magnitude)
   tx = optax.adam(reference.optimizer.learning_rate)
   train_step = engine.make_train_step(model.make_loss(objective_fns), tx,

@@ -147,13 +147,12 @@ class LatentEBM:
   prior_step_size: float = 0.4
   damc: DAMCSampler | None = None
 
-  def init(self, key, image_shape=None):
+  def init(self, key):
     gen_key, prior_key, q_key = jax.random.split(key, 3)
     z = jnp.zeros((1, self.latent_dim))
     params = {'generator': self.generator.init(gen_key, z), 'prior': self.prior.init(prior_key, z)}
-    if self.damc is not None:
-      x = (self.generator.apply(params['generator'], z) if image_shape is None
-           else jnp.zeros((1, *image_shape)))
+    if self.damc is not None:  # the amortiser reads images shaped as the generator writes them
+      x = self.generator.apply(params['generator'], z)
       params['amortizer'] = damc.init_amortizer(self.damc.amortizer, q_key, x)
     return params
 

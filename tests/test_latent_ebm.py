@@ -64,7 +64,7 @@ def test_anomaly_score_is_the_sum_of_its_terms():
   model = latent_ebm.make_latent_ebm((8, 8, 1), generator='mlp', generator_hidden=(16,), latent_dim=3,
                                      prior_hidden=(8,), sampler='damc', embed_dim=8, amortizer_widths=(8,),
                                      diffusion_steps=3)
-  params = model.init(jax.random.PRNGKey(0), (8, 8, 1))
+  params = model.init(jax.random.PRNGKey(0))
   x = jax.random.uniform(jax.random.PRNGKey(1), (5, 8, 8, 1), minval=-1)
   scores = model.anomaly_scores(jax.random.PRNGKey(2), params, x, num_steps=2, observation_std=0.5)
   z = scores['z']

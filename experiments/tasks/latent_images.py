@@ -86,12 +86,11 @@ def data_split(config):
   ``num_test`` is cut to a random subset (its prevalence kept in expectation). Without an anomaly class,
   the train split trains and validates and the test split tests."""
   d = config.data
+  train_source = open_dataset(config, 'train')
+  pool = images.PooledSource([train_source, open_dataset(config, 'test')])
   if d.anomaly_digit < 0:
-    source, test_source = open_dataset(config, 'train'), open_dataset(config, 'test')
-    pool = images.PooledSource([source, test_source])
-    train, test = np.arange(len(source)), np.arange(len(source), len(pool))
+    train, test = np.arange(len(train_source)), np.arange(len(train_source), len(pool))
   else:
-    pool = images.PooledSource([open_dataset(config, 'train'), open_dataset(config, 'test')])
     train, test = anomaly_split.anomaly_split(images.labels_of(pool), d.anomaly_digit, seed=d.split_seed)
   rng = np.random.default_rng(d.split_seed)
   train = rng.permutation(train)
@@ -125,7 +124,7 @@ def build(config) -> Task:
   side = config.data.image_size
   shape = (side, side, source[0]['image'].shape[-1]) if side else tuple(source[0]['image'].shape)
   model = make_model(config, shape)
-  params = model.init(jax.random.fold_in(jax.random.PRNGKey(config.seed), 1), shape)
+  params = model.init(jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))
   objective = make_objective(config) if config.model.prior_learning == 'ratio' else None
   loss_fn = model.make_loss(objective)
 
