@@ -43,6 +43,10 @@ _COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'host:port of pr
                                    '(default $JAX_COORDINATOR_ADDRESS, or detected on TPU/SLURM).')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Default $JAX_NUM_PROCESSES, or detected.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'Default $JAX_PROCESS_ID, or detected.')
+# Orbax's barriers through the coordination service (timeout 300 s), not through a collective:
+# the first collective of a process group gives the others 30 s to join, which a process that
+# loads or compiles slower on a busy machine misses.
+flags.FLAGS.set_default('experimental_orbax_use_distributed_barrier', True)
 
 
 def _own_info_only(record) -> bool:

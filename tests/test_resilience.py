@@ -67,6 +67,7 @@ def _free_port():
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
 def test_two_processes_of_two_devices_match_one_process_of_four(tmp_path):
   steps = ['--config.train.num_steps=60', '--config.train.checkpoint_every=60']
   address = f'127.0.0.1:{_free_port()}'
@@ -186,6 +187,7 @@ def _launch(workdir, *flags):
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
 def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_step(tmp_path):
   workdir = tmp_path / 'preempted'
   launcher = _launch(workdir, '--config.train.num_steps=1000000', '--config.train.checkpoint_every=0')
