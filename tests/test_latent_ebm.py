@@ -180,7 +180,7 @@ def test_anomaly_quick_mode_writes_the_table(data_dir, tmp_path):
   from tests.test_configs import REPO
   output = tmp_path / 'anomaly.md'
   result = subprocess.run(
-      [sys.executable, '-m', 'experiments.report.anomaly', '--quick', '--datasets=mnist5k', '--noshort_run',
+      [sys.executable, '-m', 'experiments.report.anomaly', '--quick', '--datasets=mnist5k', '--short_run=',
        f'--workdir={tmp_path}', f'--output={output}', f'--override=data.data_dir={data_dir}',
        '--override=model.hidden=(32,32)', '--override=model.generator_hidden=(64,)'],
       cwd=REPO, capture_output=True, text=True, timeout=600,
@@ -188,7 +188,7 @@ def test_anomaly_quick_mode_writes_the_table(data_dir, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   table = output.read_text()
   for column in ('| MLE |', '| NCE |', 'N²CE K = 1', 'N²CE K = 3 (paper)', 'N²CE K = 3 − NCE',
-                 'prevalence = random AUPRC', 'chasm accuracy', '--noshort_run'):
+                 'prevalence = random AUPRC', 'chasm accuracy', '--short_run='):
     assert column in table
   assert 'short-run' not in table.split('## mnist5k')[1]  # not asked for, not run
   assert '| 1 |' in table and '0.959' in table  # digit 1, the paper's N²CE K = 3 beside ours
