@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from nnce_jax import sampling
+from nnce_jax.ddpm import timestep_embedding
 
 
 def logsnr_schedule(t: jax.Array, logsnr_min: float, logsnr_max: float) -> jax.Array:
@@ -60,10 +61,7 @@ class Denoiser(nn.Module):
   def __call__(self, z: jax.Array, logsnr: jax.Array, embedding: jax.Array) -> jax.Array:
     # The time in [0, 1] recovered from lambda, then sinusoidal features.
     t = jnp.arctan(jnp.exp(-0.5 * jnp.clip(logsnr, -20.0, 20.0))) / (0.5 * jnp.pi)
-    half = self.time_features // 2
-    freqs = jnp.exp(-math.log(10000.0) * jnp.arange(half) / max(half - 1, 1))
-    angles = 1000.0 * t[:, None] * freqs[None]
-    time = jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], -1)
+    time = timestep_embedding(t, self.time_features, scale=1000.0)
     time = nn.Dense(self.time_features)(nn.silu(nn.Dense(self.time_features)(time)))
     context = jnp.concatenate([time, embedding], -1)
     projection = self.param('fourier', nn.initializers.normal(1.0),
