@@ -1,0 +1,151 @@
+"""DxMI (Yoon et al., 2024): a ``T``-step sampler fine-tuned by maximum-entropy inverse RL
+against an energy, with the energy learned by DxMI's own loss or by NCE / N²CE.
+
+Parameters are one dict: ``energy`` (``E(x)``, time-independent), ``value`` (``V(x, t)`` for
+``t < T``; ``V^T = E``), ``sampler`` (``{'epsilon': ..., 'log_sigma': [T]}``, the policy of
+:mod:`nnce_jax.few_step`) and ``velocity`` (``s_t^2 [T]``, a running average, not trained). One
+iteration (:func:`make_update`), on a buffer of ``B`` trajectories ``x_0 .. x_T`` of the sampler:
+
+1. **energy**, data ``x+`` against sampler outputs ``x_T`` (stop-gradient):
+   DxMI's ``mean E(x+) - mean E(x_T) + gamma (mean E(x+)^2 + mean E(x_T)^2)``, or a ratio
+   objective of :mod:`nnce_jax.objectives` on ``s(x) = -E(x)`` with ``x_T`` as its noise. The
+   noise density is the current sampler's, unknown, so ``-E`` estimates ``log p_data / p_sampler``
+   up to a constant, a correction to the sampler, and not a normalised density;
+2. **values**, backwards ``t = T-1 .. 0``, one optimiser step each (dynamic programming):
+   ``V(x_t, t) <- V^{t+1}(x_{t+1}) + tau2 c_t - tau1 log sigma_t``, with the running cost
+   ``c_t = mean_d (x_{t+1} - x_t)^2 / (2 s_t^2)``;
+3. **sampler**, reparameterised over the buffer's transitions:
+   ``mean_{t, b} V^{t+1}(mu_t(x_t) + sigma_t xi) + tau2 c_t - tau1 log sigma_t``.
+
+Every loss is a mean over the batch, so under ``shard_map`` the per-device gradients are
+averaged over ``axis_name`` and the result equals the single-device one.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from nnce_jax import few_step
+from nnce_jax.objectives import Objective
+
+ENERGY_LOSSES = ('dxmi', 'nce', 'noisier_nce', 'nwj')
+
+
+class Networks(NamedTuple):
+  """``energy(params, x [B, ...]) -> [B]``, ``value(params, x [B, ...], t [B]) -> [B]``,
+  ``epsilon(params, x [B, ...], n [B]) -> [B, ...]`` (the teacher's noise predictor)."""
+  energy: Callable
+  value: Callable
+  epsilon: Callable
+
+
+class Hyper(NamedTuple):
+  tau_entropy: float = 0.1     # tau1 >= 0: weight of -log sigma_t
+  tau_velocity: float = 0.01   # tau2 >= 0: weight of the running cost
+  gamma: float = 1.0           # DxMI energy loss's square penalty, >= 0
+  velocity_decay: float = 0.99  # s_t^2's running-average decay, in [0, 1)
+
+
+def dxmi_energy_loss(energy_data: jax.Array, energy_sample: jax.Array, gamma: float):
+  """``mean E(x+) - mean E(x_T) + gamma (mean E(x+)^2 + mean E(x_T)^2)``: ``[n], [m]`` -> scalar."""
+  loss = jnp.mean(energy_data) - jnp.mean(energy_sample)
+  penalty = jnp.mean(energy_data ** 2) + jnp.mean(energy_sample ** 2)
+  return loss + gamma * penalty, _energy_means(energy_data, energy_sample)
+
+
+def _energy_means(energy_data, energy_sample):
+  return {'energy_data': jnp.mean(energy_data), 'energy_sample': jnp.mean(energy_sample)}
+
+
+def running_cost(states: jax.Array, velocity: jax.Array) -> jax.Array:
+  """``c_t = mean_d (x_{t+1} - x_t)^2 / (2 s_t^2)``: states ``[T+1, B, ...]``, ``s^2 [T]`` -> ``[T, B]``."""
+  squared = jnp.mean((states[1:] - states[:-1]).reshape(states.shape[0] - 1, states.shape[1], -1) ** 2, -1)
+  return squared / (2 * velocity[:, None])
+
+
+def updated_velocity(velocity: jax.Array, states: jax.Array, decay: float) -> jax.Array:
+  """``s_t^2 <- decay s_t^2 + (1 - decay) mean_{b, d} (x_{t+1} - x_t)^2``: ``[T]``."""
+  squared = jnp.mean((states[1:] - states[:-1]).reshape(states.shape[0] - 1, -1) ** 2, -1)
+  return decay * velocity + (1 - decay) * squared
+
+
+def init_velocity(states: jax.Array) -> jax.Array:
+  """``s_t^2`` from a first buffer: its mean squared step."""
+  return updated_velocity(jnp.zeros(states.shape[0] - 1), states, 0.0)
+
+
+def make_update(networks: Networks, schedule: few_step.FewStepSchedule, optimizers: dict,
+                energy_objective: Objective | None, hyper: Hyper = Hyper(), axis_name: str | None = None):
+  """``update(params, opt_state, key, data [B, ...]) -> (params, opt_state, metrics)``: one DxMI
+  iteration of the module docstring. ``optimizers`` maps ``energy``, ``value`` and ``sampler``
+  to optax transformations (``opt_state`` holds one state each); ``energy_objective`` None is
+  DxMI's own energy loss, else the ratio objective (``make_objective``) on ``s = -E``."""
+  num_steps = schedule.sigma.shape[0]
+  mean = (lambda tree: jax.lax.pmean(tree, axis_name)) if axis_name else (lambda tree: tree)
+
+  def step(group, loss_fn, params, opt_state):
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(params[group])
+    grads, metrics = mean((grads, metrics))
+    updates, state = optimizers[group].update(grads, opt_state[group], params[group])
+    return ({**params, group: optax.apply_updates(params[group], updates)}, {**opt_state, group: state},
+            metrics)
+
+  def next_value(params, x, t):
+    """``V^{t+1}(x)`` for ``x [B, ...]`` and ``t [B]``: the energy at ``t + 1 = T``."""
+    return jnp.where(t + 1 == num_steps, networks.energy(params['energy'], x),
+                     networks.value(params['value'], x, jnp.minimum(t + 1, num_steps - 1)))
+
+  def update(params, opt_state, key, data):
+    sample_key, noise_key = jax.random.split(key)
+    epsilon = lambda p: lambda x, n: networks.epsilon(p['epsilon'], x, n)  # noqa: E731
+    states = jax.lax.stop_gradient(few_step.sample_trajectory(
+        epsilon(params['sampler']), params['sampler']['log_sigma'], schedule, sample_key, data.shape))
+    velocity = jax.lax.stop_gradient(updated_velocity(params['velocity'], states, hyper.velocity_decay))
+    params = {**params, 'velocity': velocity}
+    cost = running_cost(states, velocity)
+    log_sigma = jax.lax.stop_gradient(params['sampler']['log_sigma'])
+
+    def energy_loss(energy_params):
+      energy_data = networks.energy(energy_params, data)
+      energy_sample = networks.energy(energy_params, states[-1])
+      if energy_objective is None:
+        return dxmi_energy_loss(energy_data, energy_sample, hyper.gamma)
+      loss, diagnostics = energy_objective.loss(-energy_data[None], -energy_sample[None])
+      return loss, {**diagnostics, **_energy_means(energy_data, energy_sample)}
+
+    params, opt_state, metrics = step('energy', energy_loss, params, opt_state)
+    metrics = {f'energy_{k}' if not k.startswith('energy') else k: v for k, v in metrics.items()}
+
+    for t in reversed(range(num_steps)):  # dynamic programming: V^{t+1} is already updated
+      times = jnp.full(data.shape[:1], t)
+      target = jax.lax.stop_gradient(next_value(params, states[t + 1], times) + hyper.tau_velocity * cost[t]
+                                     - hyper.tau_entropy * log_sigma[t])
+
+      def value_loss(value_params, t=t, times=times, target=target):
+        residual = networks.value(value_params, states[t], times) - target
+        return jnp.mean(residual ** 2), {'value_loss': jnp.mean(residual ** 2)}
+
+      params, opt_state, value_metrics = step('value', value_loss, params, opt_state)
+    metrics['value_loss'] = value_metrics['value_loss']  # at t = 0, the whole trajectory's value
+
+    def sampler_loss(sampler_params):
+      times = jnp.repeat(jnp.arange(num_steps), data.shape[0])
+      x = states[:-1].reshape((-1,) + data.shape[1:])
+      sigma = jnp.exp(sampler_params['log_sigma'])[times]
+      noise = jax.random.normal(noise_key, x.shape)
+      moved = few_step.step_mean(epsilon(sampler_params), schedule, x, times) + sigma.reshape(
+          (-1,) + (1,) * (x.ndim - 1)) * noise
+      step_cost = jnp.mean((moved - x).reshape(x.shape[0], -1) ** 2, -1) / (2 * velocity[times])
+      value = next_value(params, moved, times)
+      entropy = sampler_params['log_sigma'][times]
+      loss = jnp.mean(value + hyper.tau_velocity * step_cost - hyper.tau_entropy * entropy)
+      return loss, {'sampler_loss': loss, 'sampler_value': jnp.mean(value),
+                    'running_cost': jnp.mean(step_cost)}
+
+    params, opt_state, sampler_metrics = step('sampler', sampler_loss, params, opt_state)
+    return params, opt_state, {**metrics, **sampler_metrics}
+
+  return update
