@@ -200,12 +200,3 @@ def amortised_samples(amortizer: Amortizer, params, key, x: jax.Array, log_densi
                                     logsnr_min=logsnr_min, logsnr_max=logsnr_max))
   return z0, jax.lax.stop_gradient(refine(chain_key, log_density, z0, num_steps=num_langevin,
                                           step_size=step_size))
-
-
-def sliced_wasserstein(key, a: jax.Array, b: jax.Array, num_projections: int = 256) -> jax.Array:
-  """The sliced 2-Wasserstein distance between two equal-size samples ``[n, d]``: the root
-  mean, over random unit directions, of the squared 1-D optimal-transport cost."""
-  directions = jax.random.normal(key, (a.shape[-1], num_projections))
-  directions = directions / jnp.linalg.norm(directions, axis=0, keepdims=True)
-  pa, pb = jnp.sort(a @ directions, axis=0), jnp.sort(b @ directions, axis=0)
-  return jnp.sqrt(jnp.mean(jnp.square(pa - pb)))

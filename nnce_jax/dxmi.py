@@ -30,6 +30,8 @@ import optax
 
 from nnce_jax import few_step
 from nnce_jax.objectives import Objective
+from nnce_jax.parallel import AXIS
+from nnce_jax.train import TrainState, TrainStep, step_keys
 
 ENERGY_LOSSES = ('dxmi', 'nce', 'noisier_nce', 'nwj')
 
@@ -66,44 +68,72 @@ def running_cost(states: jax.Array, velocity: jax.Array) -> jax.Array:
   return squared / (2 * velocity[:, None])
 
 
-def updated_velocity(velocity: jax.Array, states: jax.Array, decay: float) -> jax.Array:
-  """``s_t^2 <- decay s_t^2 + (1 - decay) mean_{b, d} (x_{t+1} - x_t)^2``: ``[T]``."""
-  squared = jnp.mean((states[1:] - states[:-1]).reshape(states.shape[0] - 1, -1) ** 2, -1)
-  return decay * velocity + (1 - decay) * squared
+def mean_squared_step(states: jax.Array) -> jax.Array:
+  """``mean_{b, d} (x_{t+1} - x_t)^2``: states ``[T+1, B, ...]`` -> ``[T]``. The running cost's
+  scale ``s_t^2`` starts here and then follows it as a running average (``velocity_decay``)."""
+  return jnp.mean((states[1:] - states[:-1]).reshape(states.shape[0] - 1, -1) ** 2, -1)
 
 
-def init_velocity(states: jax.Array) -> jax.Array:
-  """``s_t^2`` from a first buffer: its mean squared step."""
-  return updated_velocity(jnp.zeros(states.shape[0] - 1), states, 0.0)
+def per_group(optimizers: dict) -> optax.GradientTransformation:
+  """Independent optimisers for the top-level groups of a params dict. ``update`` takes the
+  gradients of any subset of the groups and steps only those: DxMI steps its networks one
+  after another within an iteration, each against the others' newest parameters."""
+
+  def init(params):
+    return {group: tx.init(params[group]) for group, tx in optimizers.items()}
+
+  def update(grads, state, params=None):
+    updates, state = {}, dict(state)
+    for group, grad in grads.items():
+      updates[group], state[group] = optimizers[group].update(
+          grad, state[group], None if params is None else params[group])
+    return updates, state
+
+  return optax.GradientTransformation(init, update)
 
 
-def make_update(networks: Networks, schedule: few_step.FewStepSchedule, optimizers: dict,
+def sample_buffer(networks: Networks, schedule: few_step.FewStepSchedule, params, key,
+                  data: jax.Array) -> dict:
+  """One iteration's inputs, batch-first so that a device's shard is whole trajectories:
+  ``data [B, ...]``, the sampler's ``states [B, T+1, ...]`` (stop-gradient) and the sampler
+  step's reparameterisation ``noise [B, T, ...]``."""
+  trajectory_key, noise_key = jax.random.split(key)
+  epsilon = lambda x, n: networks.epsilon(params['sampler']['epsilon'], x, n)  # noqa: E731
+  states = few_step.sample_trajectory(epsilon, params['sampler']['log_sigma'], schedule, trajectory_key,
+                                      data.shape)
+  num_steps = schedule.sigma.shape[0]
+  return {'data': data, 'states': jax.lax.stop_gradient(jnp.moveaxis(states, 0, 1)),
+          'noise': jax.random.normal(noise_key, (data.shape[0], num_steps) + data.shape[1:])}
+
+
+def make_update(networks: Networks, schedule: few_step.FewStepSchedule, tx: optax.GradientTransformation,
                 energy_objective: Objective | None, hyper: Hyper = Hyper(), axis_name: str | None = None):
-  """``update(params, opt_state, key, data [B, ...]) -> (params, opt_state, metrics)``: one DxMI
-  iteration of the module docstring. ``optimizers`` maps ``energy``, ``value`` and ``sampler``
-  to optax transformations (``opt_state`` holds one state each); ``energy_objective`` None is
-  DxMI's own energy loss, else the ratio objective (``make_objective``) on ``s = -E``."""
+  """``update(params, opt_state, batch) -> (params, opt_state, metrics)``: one DxMI iteration
+  of the module docstring on a :func:`sample_buffer` batch (or a device's shard of it, with
+  ``axis_name`` the axis its gradients and means are averaged over). ``tx`` is
+  :func:`per_group` over ``energy``, ``value`` and ``sampler``; ``energy_objective`` None is
+  DxMI's own energy loss, else a ratio objective (``make_objective``) on ``s = -E``."""
   num_steps = schedule.sigma.shape[0]
   mean = (lambda tree: jax.lax.pmean(tree, axis_name)) if axis_name else (lambda tree: tree)
+  # Differentiate per-device copies: under shard_map the gradient of replicated parameters
+  # is already summed over devices, and the mean would then be the sum.
+  local = (lambda tree: jax.lax.pcast(tree, axis_name, to='varying')) if axis_name else (lambda tree: tree)
 
   def step(group, loss_fn, params, opt_state):
-    grads, metrics = jax.grad(loss_fn, has_aux=True)(params[group])
-    grads, metrics = mean((grads, metrics))
-    updates, state = optimizers[group].update(grads, opt_state[group], params[group])
-    return ({**params, group: optax.apply_updates(params[group], updates)}, {**opt_state, group: state},
-            metrics)
+    grads, metrics = mean(jax.grad(loss_fn, has_aux=True)(local(params[group])))
+    updates, opt_state = tx.update({group: grads}, opt_state, {group: params[group]})
+    return {**params, group: optax.apply_updates(params[group], updates[group])}, opt_state, metrics
 
   def next_value(params, x, t):
     """``V^{t+1}(x)`` for ``x [B, ...]`` and ``t [B]``: the energy at ``t + 1 = T``."""
     return jnp.where(t + 1 == num_steps, networks.energy(params['energy'], x),
                      networks.value(params['value'], x, jnp.minimum(t + 1, num_steps - 1)))
 
-  def update(params, opt_state, key, data):
-    sample_key, noise_key = jax.random.split(key)
-    epsilon = lambda p: lambda x, n: networks.epsilon(p['epsilon'], x, n)  # noqa: E731
-    states = jax.lax.stop_gradient(few_step.sample_trajectory(
-        epsilon(params['sampler']), params['sampler']['log_sigma'], schedule, sample_key, data.shape))
-    velocity = jax.lax.stop_gradient(updated_velocity(params['velocity'], states, hyper.velocity_decay))
+  def update(params, opt_state, batch):
+    data, states = batch['data'], jnp.moveaxis(batch['states'], 1, 0)  # [T+1, b, ...]
+    batch_size = data.shape[0]
+    squared = mean(mean_squared_step(states))
+    velocity = hyper.velocity_decay * params['velocity'] + (1 - hyper.velocity_decay) * squared
     params = {**params, 'velocity': velocity}
     cost = running_cost(states, velocity)
     log_sigma = jax.lax.stop_gradient(params['sampler']['log_sigma'])
@@ -117,10 +147,10 @@ def make_update(networks: Networks, schedule: few_step.FewStepSchedule, optimize
       return loss, {**diagnostics, **_energy_means(energy_data, energy_sample)}
 
     params, opt_state, metrics = step('energy', energy_loss, params, opt_state)
-    metrics = {f'energy_{k}' if not k.startswith('energy') else k: v for k, v in metrics.items()}
+    metrics = {k if k.startswith('energy') else f'energy_{k}': v for k, v in metrics.items()}
 
     for t in reversed(range(num_steps)):  # dynamic programming: V^{t+1} is already updated
-      times = jnp.full(data.shape[:1], t)
+      times = jnp.full((batch_size,), t)
       target = jax.lax.stop_gradient(next_value(params, states[t + 1], times) + hyper.tau_velocity * cost[t]
                                      - hyper.tau_entropy * log_sigma[t])
 
@@ -132,12 +162,12 @@ def make_update(networks: Networks, schedule: few_step.FewStepSchedule, optimize
     metrics['value_loss'] = value_metrics['value_loss']  # at t = 0, the whole trajectory's value
 
     def sampler_loss(sampler_params):
-      times = jnp.repeat(jnp.arange(num_steps), data.shape[0])
+      times = jnp.repeat(jnp.arange(num_steps), batch_size)
       x = states[:-1].reshape((-1,) + data.shape[1:])
-      sigma = jnp.exp(sampler_params['log_sigma'])[times]
-      noise = jax.random.normal(noise_key, x.shape)
-      moved = few_step.step_mean(epsilon(sampler_params), schedule, x, times) + sigma.reshape(
-          (-1,) + (1,) * (x.ndim - 1)) * noise
+      sigma = jnp.exp(sampler_params['log_sigma'])[times].reshape((-1,) + (1,) * (x.ndim - 1))
+      noise = jnp.moveaxis(batch['noise'], 1, 0).reshape(x.shape)
+      epsilon = lambda x, n: networks.epsilon(sampler_params['epsilon'], x, n)  # noqa: E731
+      moved = few_step.step_mean(epsilon, schedule, x, times) + sigma * noise
       step_cost = jnp.mean((moved - x).reshape(x.shape[0], -1) ** 2, -1) / (2 * velocity[times])
       value = next_value(params, moved, times)
       entropy = sampler_params['log_sigma'][times]
@@ -149,3 +179,25 @@ def make_update(networks: Networks, schedule: few_step.FewStepSchedule, optimize
     return params, opt_state, {**metrics, **sampler_metrics}
 
   return update
+
+
+def make_train_step(networks: Networks, schedule: few_step.FewStepSchedule, tx: optax.GradientTransformation,
+                    energy_objective: Objective | None, draw_data: Callable,
+                    hyper: Hyper = Hyper()) -> TrainStep:
+  """The engine's :class:`~nnce_jax.train.TrainStep` of :func:`make_update`: ``sample`` draws the
+  global buffer (``draw_data(key, inputs) -> data [B, ...]`` and the sampler's trajectories), so
+  the result does not depend on the device count; ``update`` runs one iteration per device.
+  Evaluation sees the parameters themselves (no EMA)."""
+
+  def sample(state: TrainState, inputs):
+    data_key, buffer_key = jax.random.split(step_keys(state)[0])
+    return sample_buffer(networks, schedule, state.params, buffer_key, draw_data(data_key, inputs))
+
+  update_fn = make_update(networks, schedule, tx, energy_objective, hyper, AXIS)
+
+  def update(state: TrainState, batch):
+    params, opt_state, metrics = update_fn(state.params, state.opt_state, batch)
+    metrics['loss'] = metrics['sampler_loss']
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=params), metrics
+
+  return TrainStep(sample, update)

@@ -39,10 +39,9 @@ def test_energy_loss_running_cost_and_velocity_by_hand():
   assert loss == pytest.approx((2.0 - -1.0) + 0.5 * (5.0 + 1.0))
   assert metrics['energy_sample'] == pytest.approx(-1.0)
   states = jnp.stack([jnp.zeros((2, 3)), jnp.ones((2, 3)), 3 * jnp.ones((2, 3))])  # steps of 1 and 2
-  velocity = dxmi.init_velocity(states)
+  velocity = dxmi.mean_squared_step(states)
   np.testing.assert_allclose(velocity, [1.0, 4.0])
   np.testing.assert_allclose(dxmi.running_cost(states, velocity), 0.5 * np.ones((2, 2)))
-  np.testing.assert_allclose(dxmi.updated_velocity(velocity, states, 0.9), velocity)  # a fixed point
 
 
 def _fine_tune(energy_objective, iterations, seed=0):
@@ -59,14 +58,18 @@ def _fine_tune(energy_objective, iterations, seed=0):
     epsilon = lambda x, t: networks.epsilon(params['sampler']['epsilon'], x, t)  # noqa: E731
     return few_step.sample_trajectory(epsilon, params['sampler']['log_sigma'], schedule, key, (n, 2))
 
-  params['velocity'] = dxmi.init_velocity(outputs(params, key, 512))
+  params['velocity'] = dxmi.mean_squared_step(outputs(params, key, 512))
   labels = lambda p: {'epsilon': jax.tree.map(lambda _: 'network', p['epsilon']), 'log_sigma': 'sigma'}  # noqa: E731
-  optimizers = {'energy': optax.adam(1e-3), 'value': optax.adam(1e-3),
-                'sampler': optax.chain(optax.clip_by_global_norm(1.0), optax.multi_transform(
-                    {'network': optax.adam(1e-4), 'sigma': optax.adam(1e-2)}, labels))}
-  opt_state = {group: optimizers[group].init(params[group]) for group in optimizers}
-  update = jax.jit(dxmi.make_update(networks, schedule, optimizers, energy_objective,
-                                    dxmi.Hyper(tau_entropy=0.01, tau_velocity=0.01)))
+  tx = dxmi.per_group({'energy': optax.adam(1e-3), 'value': optax.adam(1e-3),
+                       'sampler': optax.chain(optax.clip_by_global_norm(1.0), optax.multi_transform(
+                           {'network': optax.adam(1e-4), 'sigma': optax.adam(1e-2)}, labels))})
+  opt_state = tx.init(params)
+  update_fn = dxmi.make_update(networks, schedule, tx, energy_objective, dxmi.Hyper(tau_entropy=0.01,
+                                                                                     tau_velocity=0.01))
+
+  @jax.jit
+  def update(params, opt_state, key, data):
+    return update_fn(params, opt_state, dxmi.sample_buffer(networks, schedule, params, key, data))
   before = float(jnp.var(outputs(params, jax.random.PRNGKey(9), 20000)[-1]))
 
   def body(i, carry):

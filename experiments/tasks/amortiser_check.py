@@ -25,7 +25,7 @@ from flax import linen as nn
 from experiments.core import plotting
 from experiments.core.checks import number
 from experiments.core.task import Task
-from nnce_jax import damc
+from nnce_jax import damc, sample_distances
 from nnce_jax.noise import isotropic_gaussian
 
 LATENT_DIM = 2
@@ -96,7 +96,7 @@ def build(config) -> Task:
   def distance(z):
     """Mean over held-out x of the sliced Wasserstein distance to the long run."""
     pairs = zip(np.split(np.asarray(z), n), np.split(np.asarray(long_run), n))
-    return float(np.mean([damc.sliced_wasserstein(eval_key, a, b) for a, b in pairs]))
+    return float(np.mean([sample_distances.sliced_wasserstein(eval_key, a, b) for a, b in pairs]))
 
   @jax.jit
   def amortised(params):
