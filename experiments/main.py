@@ -92,8 +92,10 @@ def main(argv):
   except Preempted as stop:
     logging.warning('%s', stop)
     sys.exit(PREEMPTED_EXIT_CODE)
-  except FileNotFoundError as error:  # a dataset not prepared or not installed: the error says how
-    sys.exit(f'Missing data: {error}')
+  except FileNotFoundError as error:  # a dataset or a teacher run not there: the error says how to make it
+    sys.exit(f'Missing input: {error}')
+  except ConfigError as error:  # what only the task's inputs can tell (a teacher of another shape)
+    sys.exit(f'Invalid config: {error}')
   finally:
     if lock is not None:
       lock.release()

@@ -17,7 +17,10 @@ class Task:
   below ``tolerance``; ``report(params, workdir) -> dict`` makes plots and extra results;
   ``batches_for(step) -> [steps_per_dispatch, B, ...]`` gives host inputs (images; default
   none) and ``sample_batch(key, inputs) -> batch`` draws each step's global batch from them
-  (:func:`nnce_jax.train.make_train_step`).
+  (:func:`nnce_jax.train.make_train_step`). A task whose iteration is not one loss and one
+  optimiser step (DxMI steps three networks in turn) gives its own ``optimizer`` (whose ``init``
+  makes the state's ``opt_state``) and ``train_step`` (:class:`nnce_jax.train.TrainStep`);
+  ``loss_fn`` is then unused.
   """
   model: nn.Module
   init_params: Any
@@ -30,3 +33,5 @@ class Task:
   report: Callable[[Any, str], dict] = lambda params, workdir: {}
   batches_for: Callable[[int], Any] | None = None
   sample_batch: Callable | None = None
+  optimizer: Any = None   # optax.GradientTransformation: replaces the config's optimizer
+  train_step: Any = None  # nnce_jax.train.TrainStep: replaces make_train_step(loss_fn, ...)

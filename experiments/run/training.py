@@ -51,12 +51,12 @@ def fit(config, workdir: str) -> tuple[engine.TrainState, Task]:
   task = tasks.get(config.task).build(config)
   parallel = DataParallel(config.parallel.backend,
                           jax.devices()[:config.parallel.num_devices or None])
-  tx = make_optimizer(config)
+  tx = task.optimizer or make_optimizer(config)
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0)
   state = engine.create_train_state(task.init_params, tx, rng)
-  train_step = engine.make_train_step(task.loss_fn, tx, config.train.ema_decay,
-                                      skip_nonfinite=config.train.on_nonfinite == 'skip',
-                                      sample_batch=task.sample_batch)
+  train_step = task.train_step or engine.make_train_step(task.loss_fn, tx, config.train.ema_decay,
+                                                         skip_nonfinite=config.train.on_nonfinite == 'skip',
+                                                         sample_batch=task.sample_batch)
 
   os.makedirs(workdir, exist_ok=True)
   manager = checkpoint.make_manager(os.path.join(workdir, 'checkpoints'), config.train.max_checkpoints)

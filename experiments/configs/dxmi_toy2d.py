@@ -1,0 +1,49 @@
+"""DxMI on a 2-D toy density: the teacher's T-step sampler fine-tuned against an energy.
+
+Train the teacher first (``runs/ddpm_toy2d``), then
+``python -m experiments.main --config=experiments/configs/dxmi_toy2d.py``; ``energy.loss``
+picks DxMI's own energy loss or NCE / N²CE (M = ``objective.magnitude``) / NWJ on ``s = -E``.
+Writes ``dxmi_samples.png`` (data, the teacher's and the fine-tuned samples, the energy).
+"""
+
+import ml_collections
+
+from experiments.configs import common, ddpm_toy2d
+
+
+def get_config():
+  config = common.base_config()
+  config.task = 'dxmi_toy2d'
+  config.data.dataset = '8gaussians'  # 8gaussians | checkerboard | two_spirals | rings | pinwheel
+  config.data.num_test = 5000         # held-out points the samples are compared with
+  config.teacher = ddpm_toy2d.get_config().teacher  # must match the teacher run's
+  config.teacher.workdir = 'runs/ddpm_toy2d'  # a ddpm_toy2d run directory
+  config.sampler = ml_collections.ConfigDict()
+  config.sampler.num_steps = 4                # T >= 1
+  config.sampler.network_learning_rate = 1e-4  # > 0: the teacher's epsilon network, fine-tuned
+  config.sampler.sigma_learning_rate = 1e-2   # > 0: log sigma_t
+  config.sampler.grad_clip_norm = 1.0         # > 0
+  config.energy = ml_collections.ConfigDict()
+  config.energy.loss = 'dxmi'                 # dxmi | nce | noisier_nce | nwj
+  config.energy.hidden = (128, 128)
+  config.energy.learning_rate = 1e-3          # > 0
+  config.value = ml_collections.ConfigDict()
+  config.value.hidden = (128, 128)
+  config.value.learning_rate = 1e-3           # > 0
+  config.dxmi = ml_collections.ConfigDict()
+  config.dxmi.tau_entropy = 0.01              # tau1 >= 0
+  config.dxmi.tau_velocity = 0.01             # tau2 >= 0
+  config.dxmi.gamma = 1.0                     # >= 0: DxMI's energy square penalty
+  config.dxmi.velocity_decay = 0.99           # in [0, 1): s_t^2's running average
+  config.objective.magnitude = 100.0          # N²CE's M (energy.loss = noisier_nce)
+  config.model.name = 'mlp'
+  config.train.num_steps = 2000
+  config.train.batch_size = 512
+  config.train.steps_per_dispatch = 50
+  config.train.sync_every = 50
+  config.train.log_every = 500
+  config.train.eval_every = 250
+  config.train.checkpoint_every = 1000
+  config.train.ema_decay = 0.0                # evaluation sees the parameters (DxMI keeps no average)
+  config.likelihood.num_samples = 0
+  return config

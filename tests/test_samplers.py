@@ -1,0 +1,98 @@
+"""The sampler tasks on a tiny teacher: DxMI resumes bit-identical on 4 devices, and bad
+settings (T < 1, negative tau, M <= 0, a teacher of another shape, no teacher) are refused in
+one line before anything trains."""
+
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from experiments.configs import ddpm_toy2d, dxmi_toy2d
+from experiments.core.checks import ConfigError
+from experiments.run.training import check_config, fit
+from experiments.run.workdir import open_workdir
+from tests.helpers import leaves
+
+TINY_TEACHER = {'hidden': (16, 16), 'diffusion_steps': 50}
+
+
+def leaves_of(tree):
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def _train(config, num_steps, **train):
+  config.train.update(num_steps=num_steps, batch_size=64, steps_per_dispatch=10, sync_every=10, log_every=10,
+                      eval_every=num_steps, **train)
+  return config
+
+
+@pytest.fixture(scope='module')
+def teacher_dir(tmp_path_factory):
+  config = _train(ddpm_toy2d.get_config(), 20, checkpoint_every=20)
+  config.teacher.update(eval_steps=(2,), num_eval_samples=200, **TINY_TEACHER)
+  config.data.num_test = 200
+  workdir = str(tmp_path_factory.mktemp('teacher'))
+  open_workdir(config, workdir, num_devices=4).release()  # its config.json, as experiments.main writes it
+  fit(config, workdir)
+  return workdir
+
+
+def _dxmi(teacher_dir, num_steps=20, **train):
+  config = _train(dxmi_toy2d.get_config(), num_steps, **train)
+  config.teacher.update(workdir=teacher_dir, **TINY_TEACHER)
+  config.sampler.num_steps = 2
+  config.energy.hidden = config.value.hidden = (16,)
+  config.data.num_test = 200
+  return config
+
+
+@pytest.mark.slow
+def test_resumed_dxmi_run_ends_identical(teacher_dir, tmp_path):
+  unbroken, _ = fit(_dxmi(teacher_dir, 40, checkpoint_every=20), str(tmp_path / 'unbroken'))
+  halfway, _ = fit(_dxmi(teacher_dir, 20, checkpoint_every=20), str(tmp_path / 'broken'))
+  resumed, _ = fit(_dxmi(teacher_dir, 40, checkpoint_every=20), str(tmp_path / 'broken'))
+  assert int(resumed.step) == 40
+  for a, b in zip(leaves(resumed), leaves(unbroken)):
+    np.testing.assert_array_equal(a, b)
+  for group in ('energy', 'value', 'sampler', 'velocity'):  # every group moved after the resume
+    assert not all(np.array_equal(a, b) for a, b in zip(leaves_of(resumed.params[group]),
+                                                        leaves_of(halfway.params[group]))), group
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('sampler.num_steps', 0, r'config.sampler.num_steps=0 is invalid; it must be an integer in \[1'),
+    ('dxmi.tau_entropy', -0.1, r'config.dxmi.tau_entropy=-0.1 is invalid; it must be a number in \[0'),
+    ('objective.magnitude', 0.0, r'config.objective.magnitude=0.0 is invalid'),
+    ('energy.loss', 'ranking_nce', 'config.energy.loss=.*allowed values: dxmi, nce, noisier_nce, nwj'),
+])
+def test_bad_settings_are_refused_before_training(field, value, message):
+  config = dxmi_toy2d.get_config()
+  section, name = field.split('.')
+  config[section][name] = value
+  with pytest.raises(ConfigError, match=message):
+    check_config(config, num_devices=4)
+
+
+@pytest.mark.slow
+def test_a_teacher_of_another_shape_or_none_is_refused(teacher_dir, tmp_path):
+  config = _dxmi(teacher_dir)
+  config.teacher.hidden = (32, 32)
+  with pytest.raises(ConfigError, match=r'config.teacher.hidden=\(32, 32\) differs from the teacher run'):
+    fit(config, str(tmp_path / 'other'))
+  relabelled = str(tmp_path / 'relabelled')  # its config.json claims (32, 32); its checkpoint is (16, 16)
+  shutil.copytree(teacher_dir, relabelled)
+  recorded = json.load(open(os.path.join(relabelled, 'config.json')))
+  recorded['teacher']['hidden'] = [32, 32]
+  json.dump(recorded, open(os.path.join(relabelled, 'config.json'), 'w'))
+  config = _dxmi(relabelled)
+  config.teacher.hidden = (32, 32)
+  with pytest.raises(ConfigError, match='has parameters of another shape than config.teacher.hidden'):
+    fit(config, str(tmp_path / 'shape'))
+  missing = _dxmi(str(tmp_path / 'nothing'))
+  command = 'python -m experiments.main --config=experiments/configs/ddpm_toy2d.py'
+  with pytest.raises(FileNotFoundError, match=f'train one with `{command}'):
+    fit(missing, str(tmp_path / 'none'))
+  assert not os.path.exists(tmp_path / 'none' / 'checkpoints')
