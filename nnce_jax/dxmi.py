@@ -38,9 +38,11 @@ ENERGY_LOSSES = ('dxmi', 'nce', 'noisier_nce', 'nwj')
 
 class Networks(NamedTuple):
   """``energy(params, x [B, ...]) -> [B]``, ``value(params, x [B, ...], t [B]) -> [B]``,
-  ``epsilon(params, x [B, ...], n [B]) -> [B, ...]`` (the teacher's noise predictor)."""
+  ``epsilon(params, x [B, ...], n [B]) -> [B, ...]`` (the teacher's noise predictor). ``value``
+  None makes the energy every ``V^t`` (the reference's CIFAR-10 setting: one time-independent
+  network, whose value steps then train the energy's parameters)."""
   energy: Callable
-  value: Callable
+  value: Callable | None
   epsilon: Callable
 
 
@@ -49,6 +51,8 @@ class Hyper(NamedTuple):
   tau_velocity: float = 0.01   # tau2 >= 0: weight of the running cost
   gamma: float = 1.0           # DxMI energy loss's square penalty, >= 0
   velocity_decay: float = 0.99  # s_t^2's running-average decay, in [0, 1)
+  costs_in_value: bool = True   # the value target adds tau2 c_t - tau1 log sigma_t (False: V^{t+1} only)
+  train_last_sigma: bool = True  # False: the last step's sigma stays at its initial value
 
 
 def dxmi_energy_loss(energy_data: jax.Array, energy_sample: jax.Array, gamma: float):
@@ -124,10 +128,17 @@ def make_update(networks: Networks, schedule: few_step.FewStepSchedule, tx: opta
     updates, opt_state = tx.update({group: grads}, opt_state, {group: params[group]})
     return {**params, group: optax.apply_updates(params[group], updates[group])}, opt_state, metrics
 
+  shared = networks.value is None
+  value_group = 'energy' if shared else 'value'
+  value_fn = (lambda p, x, t: networks.energy(p, x)) if shared else networks.value  # noqa: E731
+
   def next_value(params, x, t):
     """``V^{t+1}(x)`` for ``x [B, ...]`` and ``t [B]``: the energy at ``t + 1 = T``."""
-    return jnp.where(t + 1 == num_steps, networks.energy(params['energy'], x),
-                     networks.value(params['value'], x, jnp.minimum(t + 1, num_steps - 1)))
+    energy = networks.energy(params['energy'], x)
+    if shared:
+      return energy
+    later = networks.value(params['value'], x, jnp.minimum(t + 1, num_steps - 1))
+    return jnp.where(t + 1 == num_steps, energy, later)
 
   def update(params, opt_state, batch):
     data, states = batch['data'], jnp.moveaxis(batch['states'], 1, 0)  # [T+1, b, ...]
@@ -151,26 +162,31 @@ def make_update(networks: Networks, schedule: few_step.FewStepSchedule, tx: opta
 
     for t in reversed(range(num_steps)):  # dynamic programming: V^{t+1} is already updated
       times = jnp.full((batch_size,), t)
-      target = jax.lax.stop_gradient(next_value(params, states[t + 1], times) + hyper.tau_velocity * cost[t]
-                                     - hyper.tau_entropy * log_sigma[t])
+      target = next_value(params, states[t + 1], times)
+      if hyper.costs_in_value:
+        target = target + hyper.tau_velocity * cost[t] - hyper.tau_entropy * log_sigma[t]
+      target = jax.lax.stop_gradient(target)
 
       def value_loss(value_params, t=t, times=times, target=target):
-        residual = networks.value(value_params, states[t], times) - target
+        residual = value_fn(value_params, states[t], times) - target
         return jnp.mean(residual ** 2), {'value_loss': jnp.mean(residual ** 2)}
 
-      params, opt_state, value_metrics = step('value', value_loss, params, opt_state)
+      params, opt_state, value_metrics = step(value_group, value_loss, params, opt_state)
     metrics['value_loss'] = value_metrics['value_loss']  # at t = 0, the whole trajectory's value
 
     def sampler_loss(sampler_params):
       times = jnp.repeat(jnp.arange(num_steps), batch_size)
       x = states[:-1].reshape((-1,) + data.shape[1:])
-      sigma = jnp.exp(sampler_params['log_sigma'])[times].reshape((-1,) + (1,) * (x.ndim - 1))
+      log_sigma = sampler_params['log_sigma']
+      if not hyper.train_last_sigma:
+        log_sigma = log_sigma.at[-1].set(jax.lax.stop_gradient(log_sigma[-1]))
+      sigma = jnp.exp(log_sigma)[times].reshape((-1,) + (1,) * (x.ndim - 1))
       noise = jnp.moveaxis(batch['noise'], 1, 0).reshape(x.shape)
       epsilon = lambda x, n: networks.epsilon(sampler_params['epsilon'], x, n)  # noqa: E731
       moved = few_step.step_mean(epsilon, schedule, x, times) + sigma * noise
       step_cost = jnp.mean((moved - x).reshape(x.shape[0], -1) ** 2, -1) / (2 * velocity[times])
       value = next_value(params, moved, times)
-      entropy = sampler_params['log_sigma'][times]
+      entropy = log_sigma[times]
       loss = jnp.mean(value + hyper.tau_velocity * step_cost - hyper.tau_entropy * entropy)
       return loss, {'sampler_loss': loss, 'sampler_value': jnp.mean(value),
                     'running_cost': jnp.mean(step_cost)}

@@ -44,15 +44,18 @@ def test_energy_loss_running_cost_and_velocity_by_hand():
   np.testing.assert_allclose(dxmi.running_cost(states, velocity), 0.5 * np.ones((2, 2)))
 
 
-def _fine_tune(energy_objective, iterations, seed=0):
+def _fine_tune(energy_objective, iterations, seed=0, hyper=dxmi.Hyper(tau_entropy=0.01, tau_velocity=0.01),
+               shared=False):
   correction, energy, value = _MLP(2, zero=True), _MLP(1), _MLP(1)
   networks = dxmi.Networks(energy=lambda p, x: energy.apply(p, x)[:, 0],
-                           value=lambda p, x, t: value.apply(p, x, t)[:, 0],
+                           value=None if shared else (lambda p, x, t: value.apply(p, x, t)[:, 0]),
                            epsilon=lambda p, x, n: exact_epsilon(x, n) + correction.apply(p, x, n / 1000.0))
   schedule = few_step.var_schedule(SCHEDULE, 4)
   key, x = jax.random.PRNGKey(seed), jnp.zeros((1, 2))
   sampler = {'epsilon': correction.init(key, x, jnp.zeros(1)), 'log_sigma': jnp.log(schedule.sigma)}
-  params = {'energy': energy.init(key, x), 'value': value.init(key, x, jnp.zeros(1)), 'sampler': sampler}
+  params = {'energy': energy.init(key, x), 'sampler': sampler}
+  if not shared:
+    params['value'] = value.init(key, x, jnp.zeros(1))
 
   def outputs(params, key, n):
     epsilon = lambda x, t: networks.epsilon(params['sampler']['epsilon'], x, t)  # noqa: E731
@@ -60,12 +63,12 @@ def _fine_tune(energy_objective, iterations, seed=0):
 
   params['velocity'] = dxmi.mean_squared_step(outputs(params, key, 512))
   labels = lambda p: {'epsilon': jax.tree.map(lambda _: 'network', p['epsilon']), 'log_sigma': 'sigma'}  # noqa: E731
-  tx = dxmi.per_group({'energy': optax.adam(1e-3), 'value': optax.adam(1e-3),
-                       'sampler': optax.chain(optax.clip_by_global_norm(1.0), optax.multi_transform(
-                           {'network': optax.adam(1e-4), 'sigma': optax.adam(1e-2)}, labels))})
+  optimizers = {'energy': optax.adam(1e-3), 'value': optax.adam(1e-3),
+                'sampler': optax.chain(optax.clip_by_global_norm(1.0), optax.multi_transform(
+                    {'network': optax.adam(1e-4), 'sigma': optax.adam(1e-2)}, labels))}
+  tx = dxmi.per_group({group: optimizers[group] for group in params if group in optimizers})
   opt_state = tx.init(params)
-  update_fn = dxmi.make_update(networks, schedule, tx, energy_objective, dxmi.Hyper(tau_entropy=0.01,
-                                                                                     tau_velocity=0.01))
+  update_fn = dxmi.make_update(networks, schedule, tx, energy_objective, hyper)
 
   @jax.jit
   def update(params, opt_state, key, data):
@@ -97,3 +100,10 @@ def test_a_ratio_energy_objective_in_its_place_learns_where_the_sampler_falls_sh
   _, after, _, metrics = _fine_tune(make_objective('noisier_nce', magnitude=100.0), 100)
   assert np.isfinite(after)
   assert metrics['energy_data'] < metrics['energy_sample'], metrics
+
+
+def test_the_reference_setting_one_network_for_energy_and_values_and_the_last_sigma_fixed():
+  hyper = dxmi.Hyper(tau_entropy=0.1, costs_in_value=False, train_last_sigma=False)
+  before, after, params, metrics = _fine_tune(None, 30, hyper=hyper, shared=True)
+  assert 'value' not in params and np.isfinite(metrics['value_loss']) and after != before
+  np.testing.assert_allclose(np.exp(params['sampler']['log_sigma'][-1]), few_step.LAST_SIGMA, rtol=1e-6)

@@ -42,6 +42,12 @@ def number(config, field, *, low=None, high=None, integer=False, low_open=False,
     raise ConfigError(f'config.{field}={value!r} is invalid; it must be {kind}{span}')
 
 
+def boolean(config, field):
+  value = get_field(config, field)
+  if not isinstance(value, bool):
+    raise ConfigError(f'config.{field}={value!r} is invalid; allowed values: True, False')
+
+
 def get_field(config, field):
   value = config
   for part in field.split('.'):

@@ -18,7 +18,7 @@ import orbax.checkpoint as ocp
 from flax import linen as nn
 
 from experiments.core import plotting
-from experiments.core.checks import ConfigError, number, one_of
+from experiments.core.checks import ConfigError, boolean, number, one_of
 from experiments.core.task import Task
 from experiments.tasks import samplers
 from nnce_jax import checkpoint, ddpm, dxmi, few_step, ranking_metrics
@@ -54,6 +54,8 @@ def check(config) -> None:
   for field in ('dxmi.tau_entropy', 'dxmi.tau_velocity', 'dxmi.gamma'):
     number(config, field, low=0)
   number(config, 'dxmi.velocity_decay', low=0, high=1, high_open=True)
+  for field in ('value.shared_with_energy', 'dxmi.costs_in_value', 'dxmi.train_last_sigma'):
+    boolean(config, field)
   for field in ('energy.hidden', 'value.hidden'):
     widths = config[field.split('.')[0]].hidden
     if not widths or not all(isinstance(w, int) and w > 0 for w in widths):
@@ -100,12 +102,14 @@ def build(config) -> Task:
   num_steps = config.sampler.num_steps
   var = few_step.var_schedule(schedule, num_steps)
   energy, value = ValueMLP(tuple(config.energy.hidden)), ValueMLP(tuple(config.value.hidden))
-  networks = dxmi.Networks(energy=energy.apply, value=value.apply, epsilon=network.apply)
+  shared = config.value.shared_with_energy  # one time-independent network, as the reference's CIFAR-10
+  networks = dxmi.Networks(energy=energy.apply, value=None if shared else value.apply, epsilon=network.apply)
   root = jax.random.PRNGKey(config.seed)
   x = jnp.zeros((1, 2))
   params = {'energy': energy.init(jax.random.fold_in(root, 1), x),
-            'value': value.init(jax.random.fold_in(root, 2), x, jnp.zeros(1)),
             'sampler': {'epsilon': teacher_params, 'log_sigma': jnp.log(var.sigma)}}
+  if not shared:
+    params['value'] = value.init(jax.random.fold_in(root, 2), x, jnp.zeros(1))
   eval_key, held_out = jax.random.fold_in(root, 3), samplers.held_out(config)
 
   @jax.jit
@@ -118,9 +122,11 @@ def build(config) -> Task:
   labels = lambda p: {'epsilon': jax.tree.map(lambda _: 'network', p['epsilon']), 'log_sigma': 'sigma'}  # noqa: E731
   sampler_tx = optax.multi_transform({'network': optax.adam(c.network_learning_rate),
                                       'sigma': optax.adam(c.sigma_learning_rate)}, labels)
-  tx = dxmi.per_group({'energy': optax.adam(config.energy.learning_rate),
-                       'value': optax.adam(config.value.learning_rate),
-                       'sampler': optax.chain(optax.clip_by_global_norm(c.grad_clip_norm), sampler_tx)})
+  optimizers = {'energy': optax.adam(config.energy.learning_rate),
+                'sampler': optax.chain(optax.clip_by_global_norm(c.grad_clip_norm), sampler_tx)}
+  if not shared:
+    optimizers['value'] = optax.adam(config.value.learning_rate)
+  tx = dxmi.per_group(optimizers)
   objective = (None if config.energy.loss == 'dxmi'
                else make_objective(config.energy.loss, magnitude=config.objective.magnitude))
   hyper = dxmi.Hyper(**config.dxmi.to_dict())
