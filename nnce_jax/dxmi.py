@@ -13,7 +13,9 @@ iteration (:func:`make_update`), on a buffer of ``B`` trajectories ``x_0 .. x_T`
    up to a constant, a correction to the sampler, and not a normalised density;
 2. **values**, backwards ``t = T-1 .. 0``, one optimiser step each (dynamic programming):
    ``V(x_t, t) <- V^{t+1}(x_{t+1}) + tau2 c_t - tau1 log sigma_t``, with the running cost
-   ``c_t = mean_d (x_{t+1} - x_t)^2 / (2 s_t^2)``;
+   ``c_t = mean_d (x_{t+1} - x_t)^2 / (2 s_t^2)`` (``Hyper.costs_in_value=False`` drops the two
+   cost terms; ``Networks.value=None`` makes the energy every ``V^t``: the reference's CIFAR-10
+   setting, one time-independent network);
 3. **sampler**, reparameterised over the buffer's transitions:
    ``mean_{t, b} V^{t+1}(mu_t(x_t) + sigma_t xi) + tau2 c_t - tau1 log sigma_t``.
 
