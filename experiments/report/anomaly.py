@@ -181,7 +181,7 @@ def dataset_section(dataset, labels, metrics, short_run) -> str:
   runs_by_name = {names[v]: metrics[v] for v in names}
   if short_run:  # beside DAMC on the same classes
     named = ', '.join(map(str, short_run))
-    runs_by_name[f'N²CE K = 3, DAMC (classes {named})'] = metrics['noisier_nce_k3']
+    runs_by_name[f'N²CE K = 3, DAMC (classes {named})'] = {c: metrics['noisier_nce_k3'][c] for c in short_run}
     runs_by_name[f'N²CE K = 3, short-run (classes {named})'] = short_run
   lines += ['\n### Diagnostics: which score term ranks the anomalies, and the chasm the prior crosses\n',
             'AUPRC of the joint score and of each term at the same posterior sample; the chasm is '
