@@ -88,6 +88,7 @@ def _fine_tune(energy_objective, iterations, seed=0, hyper=dxmi.Hyper(tau_entrop
   return before, after, params, metrics
 
 
+@pytest.mark.slow  # 400 iterations: 30 s on 2 cores
 def test_dxmi_fine_tuning_wins_back_the_variance_the_few_step_teacher_loses():
   before, after, params, _ = _fine_tune(None, 400)
   assert before < 0.6 * STD ** 2  # the teacher's gap
