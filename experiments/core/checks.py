@@ -42,6 +42,13 @@ def number(config, field, *, low=None, high=None, integer=False, low_open=False,
     raise ConfigError(f'config.{field}={value!r} is invalid; it must be {kind}{span}')
 
 
+def widths(config, field):
+  """A layer-width tuple: one or more positive integers."""
+  value = get_field(config, field)
+  if not value or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in value):
+    raise ConfigError(f'config.{field}={value!r} is invalid; it must be positive integers')
+
+
 def boolean(config, field):
   value = get_field(config, field)
   if not isinstance(value, bool):
@@ -126,8 +133,8 @@ def check_common(config, num_devices: int, num_processes: int = 1) -> None:
   number(config, 'objective.l2_penalty', low=0)
 
   one_of(config, 'model.name', MODELS)
-  if config.model.name == 'mlp' and not all(isinstance(w, int) and w > 0 for w in config.model.hidden):
-    raise ConfigError(f'config.model.hidden={config.model.hidden!r} is invalid; it must be positive integers')
+  if config.model.name == 'mlp':
+    widths(config, 'model.hidden')
 
   one_of(config, 'optimizer.name', OPTIMIZERS)
   number(config, 'optimizer.learning_rate', low=0, low_open=True)

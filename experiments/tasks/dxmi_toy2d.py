@@ -18,7 +18,7 @@ import orbax.checkpoint as ocp
 from flax import linen as nn
 
 from experiments.core import plotting
-from experiments.core.checks import ConfigError, boolean, number, one_of
+from experiments.core.checks import ConfigError, boolean, number, one_of, widths
 from experiments.core.task import Task
 from experiments.tasks import samplers
 from nnce_jax import checkpoint, ddpm, dxmi, few_step, ranking_metrics
@@ -56,10 +56,8 @@ def check(config) -> None:
   number(config, 'dxmi.velocity_decay', low=0, high=1, high_open=True)
   for field in ('value.shared_with_energy', 'dxmi.costs_in_value', 'dxmi.train_last_sigma'):
     boolean(config, field)
-  for field in ('energy.hidden', 'value.hidden'):
-    widths = config[field.split('.')[0]].hidden
-    if not widths or not all(isinstance(w, int) and w > 0 for w in widths):
-      raise ConfigError(f'config.{field}={widths!r} is invalid; it must be positive integers')
+  widths(config, 'energy.hidden')
+  widths(config, 'value.hidden')
 
 
 def restore_teacher(config, network, schedule):

@@ -4,7 +4,7 @@ schedule from a config, and how samples are judged against held-out data."""
 import jax
 import numpy as np
 
-from experiments.core.checks import ConfigError, number
+from experiments.core.checks import number, widths
 from nnce_jax import ddpm, sample_distances
 from nnce_jax.data import toy2d
 
@@ -15,9 +15,7 @@ def check_teacher(config) -> None:
   number(config, 'teacher.diffusion_steps', low=2, integer=True)
   number(config, 'teacher.beta_start', low=0, low_open=True, high=1, high_open=True)
   number(config, 'teacher.beta_end', low=config.teacher.beta_start, high=1, high_open=True)
-  if not config.teacher.hidden or not all(isinstance(w, int) and w > 0 for w in config.teacher.hidden):
-    raise ConfigError(f'config.teacher.hidden={config.teacher.hidden!r} is invalid; it must be positive '
-                      'integers')
+  widths(config, 'teacher.hidden')
 
 
 def teacher(config) -> tuple[ddpm.EpsilonMLP, ddpm.Schedule]:
