@@ -66,13 +66,7 @@ def build(config) -> Task:
     cut = few_step_samples(params)
     shown = {'held-out data': x_test, f'{full_steps} steps (ancestral)': full,
              **{f'{t} steps (VAR)': samples for t, samples in cut.items()}}
-    figure, axes = plotting.panels(len(shown), columns=len(shown), width=3.2, height=3.2)
-    for ax, (title, points) in zip(axes, shown.items()):
-      ax.scatter(*np.asarray(points[:5000]).T, s=1, alpha=0.4)
-      ax.set_xlim(-4.5, 4.5)
-      ax.set_ylim(-4.5, 4.5)
-      ax.set_aspect('equal')
-      ax.set_title(title)
+    figure, _ = samplers.sample_panels(shown)
     path = plotting.save(figure, os.path.join(workdir, 'teacher_samples.png'))
     return {'samples_png': path, 'full_sampler': judged({full_steps: full})}
 

@@ -60,7 +60,7 @@ def check(config) -> None:
   widths(config, 'value.hidden')
 
 
-def restore_teacher(config, network, schedule):
+def restore_teacher(config, network):
   """The teacher's EMA parameters from ``config.teacher.workdir``; a missing run or one of
   another shape is refused in one line."""
   workdir = os.path.expanduser(config.teacher.workdir)
@@ -96,7 +96,7 @@ def _plain(value):
 
 def build(config) -> Task:
   network, schedule = samplers.teacher(config)
-  teacher_params = restore_teacher(config, network, schedule)
+  teacher_params = restore_teacher(config, network)
   num_steps = config.sampler.num_steps
   var = few_step.var_schedule(schedule, num_steps)
   energy, value = ValueMLP(tuple(config.energy.hidden)), ValueMLP(tuple(config.value.hidden))
@@ -157,19 +157,13 @@ def build(config) -> Task:
     before = {**params, 'sampler': {'epsilon': teacher_params, 'log_sigma': jnp.log(var.sigma)}}
     shown = {'held-out data': held_out, f'teacher, {num_steps} steps': sampler_output(before, eval_key)[-1],
              f'DxMI ({config.energy.loss}), {num_steps} steps': sampler_output(params, eval_key)[-1]}
-    figure, axes = plotting.panels(4, columns=4, width=3.2, height=3.2)
-    for ax, (title, points) in zip(axes, shown.items()):
-      ax.scatter(*np.asarray(points[:5000]).T, s=1, alpha=0.4)
-      ax.set_title(title)
-    axis = np.linspace(-4.5, 4.5, 120)
+    figure, axes = samplers.sample_panels(shown, extra=1)
+    limit = samplers.LIMIT
+    axis = np.linspace(-limit, limit, 120)
     grid = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
-    axes[3].imshow(-np.asarray(energy_on(params, jnp.asarray(grid))).reshape(120, 120), origin='lower',
-                   extent=[-4.5, 4.5, -4.5, 4.5], cmap='viridis')
-    axes[3].set_title('-E(x), the learned energy')
-    for ax in axes:
-      ax.set_xlim(-4.5, 4.5)
-      ax.set_ylim(-4.5, 4.5)
-      ax.set_aspect('equal')
+    axes[-1].imshow(-np.asarray(energy_on(params, jnp.asarray(grid))).reshape(120, 120), origin='lower',
+                    extent=[-limit, limit, -limit, limit], cmap='viridis')
+    axes[-1].set_title('-E(x), the learned energy')
     return {'samples_png': plotting.save(figure, os.path.join(workdir, 'dxmi_samples.png'))}
 
   return Task(energy, params, None, eval_fn, truth, table_metrics=('sliced_w2', 'mmd', 'energy_auroc'),

@@ -4,11 +4,13 @@ schedule from a config, and how samples are judged against held-out data."""
 import jax
 import numpy as np
 
+from experiments.core import plotting
 from experiments.core.checks import number, widths
 from nnce_jax import ddpm, sample_distances
 from nnce_jax.data import toy2d
 
 MMD_POINTS = 5000  # the kernel matrix is quadratic in the sample size
+LIMIT = 4.5  # the toy densities lie in [-LIMIT, LIMIT]^2
 
 
 def check_teacher(config) -> None:
@@ -59,5 +61,19 @@ def held_out(config) -> jax.Array:
                       config.data.num_test)
 
 
-def uniform_box(key, n: int, limit: float = 4.5) -> jax.Array:
-  return jax.random.uniform(key, (n, 2), minval=-limit, maxval=limit)
+def uniform_box(key, n: int) -> jax.Array:
+  return jax.random.uniform(key, (n, 2), minval=-LIMIT, maxval=LIMIT)
+
+
+def sample_panels(shown: dict, extra: int = 0):
+  """A row of scatter plots, one per ``{title: points [n, 2]}`` (5,000 points at most), and
+  ``extra`` more panels for the caller, all on the toy box: ``(figure, axes)``."""
+  figure, axes = plotting.panels(len(shown) + extra, columns=len(shown) + extra, width=3.2, height=3.2)
+  for ax, (title, points) in zip(axes, shown.items()):
+    ax.scatter(*np.asarray(points[:5000]).T, s=1, alpha=0.4)
+    ax.set_title(title)
+  for ax in axes:
+    ax.set_xlim(-LIMIT, LIMIT)
+    ax.set_ylim(-LIMIT, LIMIT)
+    ax.set_aspect('equal')
+  return figure, axes
