@@ -15,7 +15,9 @@ from tests.helpers import small_config
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize('task, overrides', [
+# The likelihood pipeline (MCMC and the log Z estimators, most of a run's time here) runs in the
+# first case of each task; the others switch it off with likelihood.num_samples = 0.
+SMOKE = [
     ('density_chasm', {}),
     ('density_chasm', {'objective.name': 'nce', 'objective.noise_ratio': 3}),
     ('density_chasm', {'objective.name': 'nwj', 'objective.num_stages': 3}),
@@ -26,9 +28,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ('toy_densities', {'model.hidden': (16, 16)}),
     ('mutual_information', {'objective.num_stages': 2, 'data.num_train': 1000}),
     ('density_chasm', {'objective.magnitude_schedule': 'cosine', 'objective.magnitude': 1e4}),
-])
+]
+
+
+@pytest.mark.parametrize('task, overrides', SMOKE)
 def test_each_config_runs_a_few_steps(tmp_path, task, overrides):
   config = small_config(task, num_steps=20, eval_every=20, log_every=20, checkpoint_every=20)
+  first_of_task = next(o for t, o in SMOKE if t == task) == overrides
+  config.likelihood.num_samples = config.likelihood.num_samples if first_of_task else 0
   for field, value in overrides.items():
     section, name = field.split('.')
     config[section][name] = value
@@ -41,9 +48,10 @@ def test_each_config_runs_a_few_steps(tmp_path, task, overrides):
     assert -1 <= summary['final']['grad_cosine_mle'] <= 1
   if task == 'toy_densities':
     assert os.path.exists(tmp_path / 'density.png')
-  likelihood = summary['likelihood']
-  assert 0.2 < likelihood['sampler']['acceptance_rate'] < 0.9
-  assert all(np.isfinite(e['log_z']) for e in likelihood['estimators'].values())
+  if config.likelihood.num_samples:
+    likelihood = summary['likelihood']
+    assert 0.2 < likelihood['sampler']['acceptance_rate'] < 0.9
+    assert all(np.isfinite(e['log_z']) for e in likelihood['estimators'].values())
 
 
 def test_normalizer_benchmark_writes_its_table_and_plot(tmp_path):

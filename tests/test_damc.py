@@ -60,6 +60,7 @@ def test_refine_without_noise_climbs_and_with_noise_spreads():
   assert abs(float(sampled.mean()) - 3.0) < 0.1 and 0.85 < float(sampled.std()) < 1.15
 
 
+@pytest.mark.slow  # 50 s on 2 cores; the fast tier checks the amortiser on a known conditional
 def test_amortiser_tracks_long_run_langevin_better_than_short_run(tmp_path):
   """The toy check (experiments/tasks/amortiser_check.py), small: Q + K Langevin steps end
   closer to the long run than K steps from N(0, I), and closer than Q started."""

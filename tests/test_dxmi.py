@@ -96,6 +96,7 @@ def test_dxmi_fine_tuning_wins_back_the_variance_the_few_step_teacher_loses():
   assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(params))
 
 
+@pytest.mark.slow  # 30 s on 2 cores, mostly compiling
 def test_n2ce_energy_in_the_reference_setting_learns_where_the_sampler_falls_short():
   """One network for energy and values, no costs in the value target, the last sigma fixed (the
   reference's CIFAR-10 setting), and N²CE between data and the under-dispersed samples: -E is

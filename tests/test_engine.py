@@ -46,7 +46,7 @@ def test_one_and_four_devices_agree_on_the_same_global_batch(tmp_path):
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize('backend', ['shard_map', 'pmap'])
+@pytest.mark.parametrize('backend', ['shard_map', pytest.param('pmap', marks=pytest.mark.slow)])
 def test_stop_and_resume_is_bit_identical(tmp_path, backend):
   def config(num_steps):
     c = small_config(num_steps=num_steps)

@@ -40,3 +40,26 @@ def test_bad_features_are_refused():
     gaussian_statistics(np.array([[0.0, np.nan], [1.0, 2.0]]))
   with pytest.raises(ValueError, match='n >= 2'):
     gaussian_statistics(np.zeros((1, 3)))
+
+
+def test_kid_is_the_unbiased_cubic_kernel_mmd():
+  from nnce_jax.fid import kernel_inception_distance, unbiased_mmd2
+  rng = np.random.default_rng(0)
+  x, y = rng.normal(size=(7, 3)), rng.normal(size=(5, 3)) + 0.5
+  k = lambda a, b: (np.dot(a, b) / 3 + 1) ** 3  # noqa: E731
+  within = lambda s: np.mean([k(s[i], s[j]) for i in range(len(s)) for j in range(len(s)) if i != j])  # noqa: E731
+  brute = within(x) + within(y) - 2 * np.mean([k(a, b) for a in x for b in y])
+  np.testing.assert_allclose(unbiased_mmd2(x, y), brute, rtol=1e-10)
+  # Point masses: MMD² = k(a, a) + k(b, b) - 2 k(a, b) exactly.
+  a, b = np.full((4, 2), 0.3), np.full((6, 2), -0.7)
+  np.testing.assert_allclose(unbiased_mmd2(a, b), (a[0] @ a[0] / 2 + 1) ** 3
+                             + (b[0] @ b[0] / 2 + 1) ** 3 - 2 * (a[0] @ b[0] / 2 + 1) ** 3, rtol=1e-12)
+  # Unbiased: same-law samples average to 0 within their spread; a shift is far above it.
+  same = kernel_inception_distance(rng.normal(size=(4000, 4)), rng.normal(size=(4000, 4)), subset_size=200,
+                                   num_subsets=50)
+  shifted = kernel_inception_distance(rng.normal(size=(4000, 4)), rng.normal(size=(4000, 4)) + 0.5,
+                                      subset_size=200, num_subsets=50)
+  assert abs(same[0]) < 3 * same[1] / np.sqrt(50)
+  assert shifted[0] > 10 * same[1]
+  with pytest.raises(ValueError, match='KID needs'):
+    kernel_inception_distance(x, y[:, :2])

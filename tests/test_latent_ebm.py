@@ -55,6 +55,7 @@ def test_anomaly_runs_use_the_reference_split(data_dir):
   assert len(subset) == 700 and set(subset) <= set(test)
 
 
+@pytest.mark.slow  # 25 s on 2 cores, mostly compiling the DAMC model three ways
 def test_anomaly_score_is_the_sum_of_its_terms():
   """joint = ||x - g(z)||^2 + (-s(z) + ||z||^2 / 2) at the returned z; no refinement: Q's own sample."""
   import jax

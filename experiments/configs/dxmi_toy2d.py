@@ -44,13 +44,13 @@ def get_config():
   config.dxmi.train_last_sigma = False        # False: the last step's sigma stays fixed
   config.objective.magnitude = 100.0          # N²CE's M (energy.loss = noisier_nce)
   config.model.name = 'mlp'
-  config.train.num_steps = 2000
+  config.train.num_steps = 1000
   config.train.batch_size = 512
   config.train.steps_per_dispatch = 50
   config.train.sync_every = 50
-  config.train.log_every = 500
-  config.train.eval_every = 250
-  config.train.checkpoint_every = 1000
+  config.train.log_every = 250
+  config.train.eval_every = 50                # the curves of iterations-to-threshold
+  config.train.checkpoint_every = 500
   config.train.ema_decay = 0.0                # evaluation sees the parameters (DxMI keeps no average)
   config.likelihood.num_samples = 0
   return config
