@@ -1,13 +1,25 @@
-"""What the sampler tasks share (``ddpm_toy2d``, ``dxmi_toy2d``): the teacher's network and
-schedule from a config, and how samples are judged against held-out data."""
+"""What the sampler tasks share (``ddpm_toy2d``, ``dxmi_toy2d``, ``ddpm_images``,
+``dxmi_images``): the teacher's network and schedule from a config, its restored checkpoint,
+the DxMI fine-tuning set-up, and how 2-D samples are judged against held-out data."""
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax import linen as nn
 
 from experiments.core import plotting
-from experiments.core.checks import number, widths
-from nnce_jax import ddpm, sample_distances
+from experiments.core.checks import ConfigError, boolean, number, one_of, widths
+from nnce_jax import checkpoint, ddpm, dxmi, few_step, sample_distances
 from nnce_jax.data import toy2d
+from nnce_jax.objectives import make_objective
 
 MMD_POINTS = 5000  # the kernel matrix is quadratic in the sample size
 LIMIT = 4.5  # the toy densities lie in [-LIMIT, LIMIT]^2
@@ -23,6 +35,124 @@ def check_teacher(config) -> None:
 def teacher(config) -> tuple[ddpm.EpsilonMLP, ddpm.Schedule]:
   t = config.teacher
   return ddpm.EpsilonMLP(tuple(t.hidden)), ddpm.linear_schedule(t.diffusion_steps, t.beta_start, t.beta_end)
+
+
+def check_fine_tuning(config) -> None:
+  """The fields of a DxMI fine-tuning config (``dxmi_toy2d``, ``dxmi_images``)."""
+  check_teacher(config)
+  if not config.teacher.workdir:
+    raise ConfigError('config.teacher.workdir is empty; it must name the teacher\'s run directory')
+  number(config, 'sampler.num_steps', low=1, integer=True)
+  for field in ('sampler.network_learning_rate', 'sampler.sigma_learning_rate', 'energy.learning_rate',
+                'value.learning_rate'):
+    number(config, field, low=0, low_open=True)
+  number(config, 'sampler.grad_clip_norm', low=0, low_open=True)
+  one_of(config, 'energy.loss', dxmi.ENERGY_LOSSES)
+  for field in ('dxmi.tau_entropy', 'dxmi.tau_velocity', 'dxmi.gamma'):
+    number(config, field, low=0)
+  number(config, 'dxmi.velocity_decay', low=0, high=1, high_open=True)
+  for field in ('value.shared_with_energy', 'dxmi.costs_in_value', 'dxmi.train_last_sigma'):
+    boolean(config, field)
+  widths(config, 'energy.hidden')
+  widths(config, 'value.hidden')
+
+
+def restore_teacher(config, network, dim: int, teacher_config: str):
+  """The teacher's EMA parameters from ``config.teacher.workdir`` (a run of ``teacher_config``
+  on ``dim``-dimensional data); a missing run or one of another shape is refused in one line."""
+  workdir = os.path.expanduser(config.teacher.workdir)
+  command = (f'python -m experiments.main --config={teacher_config} '
+             f'--config.data.dataset={config.data.dataset} --workdir={config.teacher.workdir}')
+  directory = os.path.join(workdir, 'checkpoints')
+  manager = checkpoint.make_manager(directory, 1) if os.path.isdir(directory) else None
+  if manager is None or manager.latest_step() is None:
+    raise FileNotFoundError(f'no teacher checkpoint in config.teacher.workdir={workdir}; train one with '
+                            f'`{command}`')
+  with open(os.path.join(workdir, 'config.json')) as f:
+    trained = json.load(f)
+  for field in ('hidden', 'diffusion_steps', 'beta_start', 'beta_end'):
+    if _plain(trained['teacher'][field]) != _plain(config.teacher[field]):
+      raise ConfigError(f'config.teacher.{field}={config.teacher[field]!r} differs from the teacher run in '
+                        f'{workdir} ({trained["teacher"][field]!r}); match it or train another teacher')
+  if trained['data']['dataset'] != config.data.dataset:
+    raise ConfigError(f'config.data.dataset={config.data.dataset!r}, but the teacher in {workdir} learned '
+                      f'{trained["data"]["dataset"]!r}')
+  restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())['ema_params']
+  manager.close()
+  expected = network.init(jax.random.PRNGKey(0), jnp.zeros((1, dim)), jnp.zeros(1))
+  shapes = lambda tree: jax.tree.map(lambda x: tuple(np.shape(x)), tree)  # noqa: E731
+  if shapes(restored) != shapes(expected):
+    raise ConfigError(f'the teacher checkpoint in {workdir} has parameters of another shape than '
+                      f'config.teacher.hidden={tuple(config.teacher.hidden)}')
+  return jax.tree.map(jnp.asarray, restored)
+
+
+def _plain(value):
+  return list(value) if isinstance(value, (list, tuple)) else value
+
+
+class ValueMLP(nn.Module):
+  """``V(x [B, d], t [B]) -> [B]`` (``t`` None: the energy ``E(x)``, no time input)."""
+  hidden: tuple[int, ...]
+
+  @nn.compact
+  def __call__(self, x, t=None):
+    h = x if t is None else jnp.concatenate([x, ddpm.timestep_embedding(t.astype(jnp.float32), 32)], -1)
+    for width in self.hidden:
+      h = nn.silu(nn.Dense(width)(h))
+    return nn.Dense(1)(h)[:, 0]
+
+
+class FineTuning(NamedTuple):
+  """DxMI's parameters, optimiser and train step for a task, and the functions it evaluates
+  with: ``sample(params, key, n) -> [T + 1, n, d]`` (jitted; ``n`` static), ``energy(params,
+  x [n, d]) -> [n]``, and ``before``: the parameters with the teacher's sampler put back."""
+  params: dict
+  optimizer: optax.GradientTransformation
+  train_step: object
+  sample: Callable
+  energy: Callable
+  before: Callable
+  schedule: few_step.FewStepSchedule
+
+
+def fine_tuning(config, network, schedule, teacher_params, dim: int, draw_data: Callable,
+                velocity_samples: int) -> FineTuning:
+  """The ``T``-step VAR sampler cut from ``teacher_params``, the energy (and value) networks
+  of ``config``, and :func:`nnce_jax.dxmi.make_train_step` on data from ``draw_data(key,
+  inputs) -> [B, dim]``; the running velocity starts from ``velocity_samples`` trajectories."""
+  var = few_step.var_schedule(schedule, config.sampler.num_steps)
+  energy, value = ValueMLP(tuple(config.energy.hidden)), ValueMLP(tuple(config.value.hidden))
+  shared = config.value.shared_with_energy  # one time-independent network, as the reference's CIFAR-10
+  networks = dxmi.Networks(energy=energy.apply, value=None if shared else value.apply, epsilon=network.apply)
+  root, x = jax.random.PRNGKey(config.seed), jnp.zeros((1, dim))
+  teacher_sampler = {'epsilon': teacher_params, 'log_sigma': jnp.log(var.sigma)}
+  params = {'energy': energy.init(jax.random.fold_in(root, 1), x), 'sampler': teacher_sampler}
+  if not shared:
+    params['value'] = value.init(jax.random.fold_in(root, 2), x, jnp.zeros(1))
+
+  @functools.partial(jax.jit, static_argnums=2)
+  def sample(params, key, n):
+    epsilon = lambda x, t: network.apply(params['sampler']['epsilon'], x, t)  # noqa: E731
+    return few_step.sample_trajectory(epsilon, params['sampler']['log_sigma'], var, key, (n, dim))
+
+  params['velocity'] = dxmi.mean_squared_step(sample(params, jax.random.fold_in(root, 4), velocity_samples))
+  c = config.sampler
+  labels = lambda p: {'epsilon': jax.tree.map(lambda _: 'network', p['epsilon']), 'log_sigma': 'sigma'}  # noqa: E731
+  sampler_tx = optax.multi_transform({'network': optax.adam(c.network_learning_rate),
+                                      'sigma': optax.adam(c.sigma_learning_rate)}, labels)
+  optimizers = {'energy': optax.adam(config.energy.learning_rate),
+                'sampler': optax.chain(optax.clip_by_global_norm(c.grad_clip_norm), sampler_tx)}
+  if not shared:
+    optimizers['value'] = optax.adam(config.value.learning_rate)
+  tx = dxmi.per_group(optimizers)
+  objective = (None if config.energy.loss == 'dxmi'
+               else make_objective(config.energy.loss, magnitude=config.objective.magnitude))
+  hyper = dxmi.Hyper(**config.dxmi.to_dict())
+  train_step = dxmi.make_train_step(networks, var, tx, objective, draw_data, hyper)
+  energy_on = jax.jit(lambda params, points: energy.apply(params['energy'], points))
+  before = lambda params: {**params, 'sampler': teacher_sampler}  # noqa: E731
+  return FineTuning(params, tx, train_step, sample, energy_on, before, var)
 
 
 def modes_covered(name: str, samples: np.ndarray, min_fraction: float = 0.02) -> int | None:

@@ -1,0 +1,53 @@
+"""The teacher DDPM of the 28x28 sampler experiments (mnist5k, Fashion-MNIST): an
+epsilon-prediction MLP on the flattened image, 1,000 diffusion steps.
+
+``python -m experiments.main --config=experiments/configs/ddpm_images.py --workdir=runs/ddpm_images``
+(mnist5k is built offline on first use; Fashion-MNIST needs
+``sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist``). Evaluation: the few-step
+VAR samplers cut from it, judged by a small classifier trained on the same training split
+(Fréchet distance and KID to the test split in its features, class-histogram KL to uniform).
+The MLP is the CPU-sized network; a UNet belongs on an accelerator.
+"""
+
+import ml_collections
+
+from experiments.configs import common
+
+
+def judge_config() -> ml_collections.ConfigDict:
+  """The feature classifier: the same fields must hold in the teacher's and DxMI's configs."""
+  judge = ml_collections.ConfigDict()
+  judge.hidden = (512, 128)   # MLP widths; the last is the feature dimension
+  judge.num_steps = 3000      # >= 1 Adam steps (batch 256, lr 1e-3, fixed seed)
+  judge.num_train = 20000     # >= 10 training images it learns from (a fixed subset when more)
+  judge.num_samples = 5000    # >= 2 sampler outputs per evaluation
+  return judge
+
+
+def get_config():
+  config = common.base_config()
+  config.task = 'ddpm_images'
+  config.data.dataset = 'mnist5k'      # mnist5k | fashion_mnist
+  config.data.data_dir = '~/tensorflow_datasets'
+  config.data.num_test = 1000          # test images the samples are compared with (all of mnist5k's)
+  config.teacher = ml_collections.ConfigDict()
+  config.teacher.hidden = (1024, 1024, 1024)  # the epsilon MLP's widths, positive integers
+  config.teacher.diffusion_steps = 1000       # N >= 2
+  config.teacher.beta_start = 1e-4            # in (0, 1): beta linear from here ...
+  config.teacher.beta_end = 0.02              # ... to here, >= beta_start
+  config.teacher.eval_steps = (4, 10, 100)    # few-step samplers judged at each eval, >= 1 each
+  config.judge = judge_config()
+  config.model.name = 'mlp'
+  config.optimizer.learning_rate = 3e-4
+  config.optimizer.schedule = 'cosine'
+  config.optimizer.grad_clip_norm = 1.0
+  config.train.num_steps = 10000        # 320 epochs of mnist5k's 4,000 (about 15 min on 2 cores)
+  config.train.batch_size = 128
+  config.train.steps_per_dispatch = 100
+  config.train.sync_every = 100
+  config.train.log_every = 1000
+  config.train.eval_every = 2500
+  config.train.checkpoint_every = 2500
+  config.train.ema_decay = 0.999
+  config.likelihood.num_samples = 0
+  return config

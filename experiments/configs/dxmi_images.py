@@ -1,0 +1,25 @@
+"""DxMI on 28x28 images (mnist5k, Fashion-MNIST): the teacher's T-step sampler fine-tuned against
+an energy. Train the teacher first (``runs/ddpm_images``, ``experiments/configs/ddpm_images.py``),
+then ``python -m experiments.main --config=experiments/configs/dxmi_images.py``.
+
+The settings are the 2-D ones (the reference's CIFAR-10 setting: one time-independent network is
+the energy and every value, no costs in the value target, the last sigma fixed), with the
+energy an MLP on the flattened image. Judged every 50 iterations by the teacher's classifier
+(Fréchet distance, KID, class KL) on 5,000 samples; writes ``dxmi_samples.png``.
+"""
+
+from experiments.configs import ddpm_images, dxmi_toy2d
+
+
+def get_config():
+  config = dxmi_toy2d.get_config()
+  teacher = ddpm_images.get_config()
+  config.task = 'dxmi_images'
+  config.data = teacher.data             # dataset: mnist5k | fashion_mnist; must match the teacher's
+  config.teacher = teacher.teacher       # must match the teacher run's
+  config.teacher.workdir = 'runs/ddpm_images'  # a ddpm_images run directory
+  config.judge = teacher.judge           # must match the teacher run's: its 100-step FD is the bar
+  config.energy.hidden = (512, 256)
+  config.value.hidden = (512, 256)
+  config.train.batch_size = 128
+  return config
