@@ -1,17 +1,21 @@
 """Few-step samplers fine-tuned by DxMI with each energy loss, against the teacher they are cut from.
 
-``python -m experiments.report.samplers [--quick] [--datasets=8gaussians,checkerboard]
-[--num_steps=4,10] [--losses=dxmi,nce,noisier_nce] [--seeds=5]``
+``python -m experiments.report.samplers [--quick] [--datasets=8gaussians,checkerboard,mnist5k]
+[--num_steps=4,10] [--image_num_steps=4] [--losses=dxmi,nce,noisier_nce] [--seeds=5]
+[--image_seeds=3]``
 
-For each dataset the teacher DDPM is trained once (``ddpm_toy2d.py``), then for each ``T`` the
-``T``-step sampler cut from it is fine-tuned with each energy loss on the same seeds and
-iterations (``dxmi_toy2d.py``). Each run is an ordinary run of ``experiments.main``; finished
+For each dataset the teacher DDPM is trained once (``ddpm_toy2d.py`` for 2-D densities,
+``ddpm_images.py`` for 28x28 images), then for each ``T`` the ``T``-step sampler cut from it is
+fine-tuned with each energy loss on the same seeds and iterations (``dxmi_toy2d.py``,
+``dxmi_images.py``). Each run is an ordinary run of ``experiments.main``; finished
 runs are reused. Writes docs/samplers.md: the teacher before fine-tuning, each loss at
 the end and at its best evaluation, iterations to two thresholds (the teacher's 100-step
 quality, the paper's bar, and halfway to it), the paired comparisons that judge the claim, the
-curves and the samples.
+curves and the samples. 2-D samples are judged by sliced W2, images by the Fréchet distance in
+a fixed classifier's features.
 """
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -20,7 +24,7 @@ import time
 import numpy as np
 from absl import app, flags
 
-from experiments.configs import ddpm_toy2d, dxmi_toy2d
+from experiments.configs import ddpm_images, ddpm_toy2d, dxmi_images, dxmi_toy2d
 from experiments.core import plotting
 from experiments.core.checks import ConfigError, parse_overrides, set_fields
 from experiments.core.metrics import read_metrics
@@ -28,70 +32,115 @@ from experiments.core.tables import markdown_table, mean_std
 from experiments.report import driver, statistics
 from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import flag_value
+from experiments.tasks import sampler_images
 from experiments.tasks.dxmi_toy2d import THRESHOLD_STEPS
 from nnce_jax import dxmi
 from nnce_jax.data import toy2d
 
-_DATASETS = flags.DEFINE_list('datasets', ['8gaussians', 'checkerboard'], 'Toy densities.')
-_NUM_STEPS = flags.DEFINE_list('num_steps', ['4', '10'], 'Sampler steps T, each >= 1.')
+_DATASETS = flags.DEFINE_list('datasets', ['8gaussians', 'checkerboard', 'mnist5k', 'fashion_mnist'],
+                              'Toy densities and 28x28 image datasets.')
+_NUM_STEPS = flags.DEFINE_list('num_steps', ['4', '10'], 'Sampler steps T of the 2-D runs, each >= 1.')
+_IMAGE_NUM_STEPS = flags.DEFINE_list('image_num_steps', ['4', '10'], 'Sampler steps T of the image runs.')
 _LOSSES = flags.DEFINE_list('losses', ['dxmi', 'nce', 'noisier_nce'], 'Energy losses compared.')
-_SEEDS = flags.DEFINE_integer('seeds', 5, 'Seeds per cell.')
-_OVERRIDES = flags.DEFINE_multi_string('override', [], '--override=FIELD=VALUE for every fine-tuning run.')
+_SEEDS = flags.DEFINE_integer('seeds', 5, 'Seeds per 2-D cell.')
+_IMAGE_SEEDS = flags.DEFINE_integer('image_seeds', 5, 'Seeds per image cell.')
+_OVERRIDES = flags.DEFINE_multi_string('override', [], 'FIELD=VALUE for every 2-D fine-tuning run.')
+_IMAGE_OVERRIDES = flags.DEFINE_multi_string('image_override', [], 'FIELD=VALUE for every image run.')
 
-TEACHER_CONFIG, CONFIG = 'experiments/configs/ddpm_toy2d.py', 'experiments/configs/dxmi_toy2d.py'
 NAMES = {'dxmi': 'DxMI', 'nce': 'NCE', 'noisier_nce': 'N²CE', 'nwj': 'NWJ'}
-METRIC = 'sliced_w2'  # judged on, lower is better
-QUICK_TEACHER = {'train.num_steps': 200, 'train.eval_every': 200, 'train.log_every': 100,
-                 'train.checkpoint_every': 200, 'data.num_test': 500, 'teacher.num_eval_samples': 500}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # compared and hashed by identity: TOY, IMAGES
+class Kind:
+  """2-D densities or images: their configs, the metric judged on (lower is better), the other
+  columns of the tables (``{metric: title}``) and the quick settings."""
+  teacher_config: str
+  config: str
+  teacher_defaults: object
+  defaults: object
+  metric: str
+  title: str
+  columns: dict
+  quick_teacher: dict
+  quick: dict
+
+
 QUICK = {'train.num_steps': 20, 'train.steps_per_dispatch': 10, 'train.sync_every': 10,
-         'train.eval_every': 10, 'train.log_every': 10, 'train.checkpoint_every': 20, 'data.num_test': 500}
+         'train.eval_every': 10, 'train.log_every': 10, 'train.checkpoint_every': 20}
+TOY = Kind('experiments/configs/ddpm_toy2d.py', 'experiments/configs/dxmi_toy2d.py', ddpm_toy2d.get_config,
+           dxmi_toy2d.get_config, 'sliced_w2', 'sliced W2',
+           {'mmd': 'MMD', 'modes_covered': 'modes', 'energy_auroc': 'energy AUROC'},
+           {'train.num_steps': 200, 'train.eval_every': 200, 'train.log_every': 100,
+            'train.checkpoint_every': 200, 'data.num_test': 500, 'teacher.num_eval_samples': 500},
+           {**QUICK, 'data.num_test': 500})
+_IMAGE_QUICK = {'teacher.hidden': (64,), 'judge.num_steps': 100, 'judge.num_samples': 200,
+                'judge.num_train': 500, 'data.num_test': 200}
+IMAGES = Kind('experiments/configs/ddpm_images.py', 'experiments/configs/dxmi_images.py',
+              ddpm_images.get_config, dxmi_images.get_config, 'frechet_distance', 'FD',
+              {'kid': 'KID', 'class_kl': 'class KL', 'energy_auroc': 'energy AUROC'},
+              {'train.num_steps': 100, 'train.eval_every': 100, 'train.log_every': 100,
+               'train.checkpoint_every': 100, **_IMAGE_QUICK},
+              {**QUICK, **_IMAGE_QUICK, 'energy.hidden': (32,), 'value.hidden': (32,)})
 
 
-def chosen(quick: bool) -> tuple[list[str], list[int], list[str]]:
-  if bad := [d for d in _DATASETS.value if d not in toy2d.DATASETS]:
-    raise ConfigError(f'--datasets={",".join(bad)} is invalid; allowed values: {", ".join(toy2d.DATASETS)}')
-  if bad := [t for t in _NUM_STEPS.value if not t.isdigit() or int(t) < 1]:
-    raise ConfigError(f'--num_steps={",".join(bad)} is invalid; each must be an integer >= 1')
+def kind_of(dataset: str) -> Kind:
+  return IMAGES if dataset in sampler_images.DATASETS else TOY
+
+
+def chosen(quick: bool) -> tuple[list[str], dict, list[str]]:
+  """``(datasets, {kind: [T, ...]}, losses)`` from the flags."""
+  allowed = toy2d.DATASETS + sampler_images.DATASETS
+  if bad := [d for d in _DATASETS.value if d not in allowed]:
+    raise ConfigError(f'--datasets={",".join(bad)} is invalid; allowed values: {", ".join(allowed)}')
+  steps = {}
+  for kind, flag in ((TOY, _NUM_STEPS), (IMAGES, _IMAGE_NUM_STEPS)):
+    if bad := [t for t in flag.value if not t.isdigit() or int(t) < 1]:
+      raise ConfigError(f'--{flag.name}={",".join(bad)} is invalid; each must be an integer >= 1')
+    steps[kind] = sorted(int(t) for t in flag.value)[:1 if quick else None]
   if bad := [loss for loss in _LOSSES.value if loss not in dxmi.ENERGY_LOSSES]:
     raise ConfigError(f'--losses={",".join(bad)} is invalid; allowed values: {", ".join(dxmi.ENERGY_LOSSES)}')
-  datasets, steps = list(_DATASETS.value), sorted(int(t) for t in _NUM_STEPS.value)
-  return (datasets[:1], steps[:1], list(_LOSSES.value)) if quick else (datasets, steps, list(_LOSSES.value))
+  datasets = list(_DATASETS.value)
+  if quick:  # one dataset of each kind asked for
+    datasets = [d for i, d in enumerate(datasets) if kind_of(d) not in map(kind_of, datasets[:i])]
+  return datasets, steps, list(_LOSSES.value)
 
 
 def train_teacher(dataset, workdir, quick) -> tuple[str, float]:
-  fields = {'data.dataset': dataset, **(QUICK_TEACHER if quick else {})}
-  result = run_sweep(set_fields(ddpm_toy2d.get_config(), fields), {}, seeds=1, workdir=workdir,
-                     executor=Subprocesses(TEACHER_CONFIG, fields, 1))
+  kind = kind_of(dataset)
+  fields = {'data.dataset': dataset, **(kind.quick_teacher if quick else {})}
+  result = run_sweep(set_fields(kind.teacher_defaults(), fields), {}, seeds=1, workdir=workdir,
+                     executor=Subprocesses(kind.teacher_config, fields, 1))
   return result.runs[0].run_dir, result.wall_s
 
 
 def fine_tune(dataset, steps, teacher_dir, losses, seeds, workdir, overrides):
+  kind = kind_of(dataset)
   fields = {**overrides, 'data.dataset': dataset, 'teacher.workdir': os.path.abspath(teacher_dir),
             'sampler.num_steps': steps}
-  result = run_sweep(set_fields(dxmi_toy2d.get_config(), fields), {'energy.loss': losses}, seeds=seeds,
-                     workdir=workdir, executor=Subprocesses(CONFIG, fields, driver.JOBS.value))
-  return {loss: [_curve(s) for s in result.cell(loss=loss)] for loss in losses}, result.wall_s
+  result = run_sweep(set_fields(kind.defaults(), fields), {'energy.loss': losses}, seeds=seeds,
+                     workdir=workdir, executor=Subprocesses(kind.config, fields, driver.JOBS.value))
+  return {loss: [_curve(s, kind.metric) for s in result.cell(loss=loss)] for loss in losses}, result.wall_s
 
 
-def _curve(summary: dict) -> dict:
-  """A run's evaluations as arrays, its truth and its samples' plot."""
-  evals = [r for r in read_metrics(summary['run_dir']) if f'eval_{METRIC}' in r]
+def _curve(summary: dict, metric: str) -> dict:
+  """A run's evaluations as arrays (``metric`` under ``'judged'``), its truth and its samples' plot."""
+  evals = [r for r in read_metrics(summary['run_dir']) if f'eval_{metric}' in r]
+  keys = [k.removeprefix('eval_') for k in evals[0] if k.startswith('eval_')]
   return {'step': np.array([r['step'] for r in evals]),
-          **{key: np.array([r[f'eval_{key}'] for r in evals])
-             for key in ('sliced_w2', 'mmd', 'energy_auroc')},
-          'modes': np.array([r.get('eval_modes_covered', np.nan) for r in evals]),
+          **{key: np.array([r.get(f'eval_{key}', np.nan) for r in evals]) for key in keys},
+          'judged': np.array([r[f'eval_{metric}'] for r in evals]),
           'truth': summary['truth'], 'png': summary.get('samples_png'), 'budget': summary['steps']}
 
 
-def thresholds(truth: dict) -> dict:
+def thresholds(truth: dict, metric: str) -> dict:
   """``{name: value}``: the teacher's 100-step quality (the paper's bar) and halfway to it."""
-  start, bar = truth[f'teacher_{METRIC}'], truth[f'teacher_{THRESHOLD_STEPS}_step_{METRIC}']
+  start, bar = truth[f'teacher_{metric}'], truth[f'teacher_{THRESHOLD_STEPS}_step_{metric}']
   return {f'teacher {THRESHOLD_STEPS}-step': bar, 'halfway': (start + bar) / 2}
 
 
 def iterations_to(curve: dict, threshold: float) -> int | None:
   """The first evaluated iteration at or below ``threshold``; None if none is."""
-  hits = np.flatnonzero(curve[METRIC] <= threshold)
+  hits = np.flatnonzero(curve['judged'] <= threshold)
   return int(curve['step'][hits[0]]) if hits.size else None
 
 
@@ -109,26 +158,27 @@ def verdict(interval: statistics.Interval, reached: dict) -> str:
 
 
 def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
-  losses = list(curves)
+  kind, losses = kind_of(dataset), list(curves)
+  metric, title = kind.metric, kind.title
   truth = curves[losses[0]][0]['truth']
   budget = curves[losses[0]][0]['budget']
-  bars = thresholds(truth)
+  bars = thresholds(truth, metric)
   lines = [f'\n## {dataset}, T = {steps}\n']
-  head = (['sampler', 'sliced W2 (end)', 'best sliced W2', 'MMD (end)', 'modes (end)', 'energy AUROC (end)']
-          + [f'iterations to ≤ {value:.3f} ({name})' for name, value in bars.items()])
-  blank = [''] * len(bars)
-  rows = [[f'teacher, {steps} steps (before)', f'{truth[f"teacher_{METRIC}"]:.4f}', '',
-           f'{truth["teacher_mmd"]:.4f}', str(truth.get('teacher_modes_covered', '–')), ''] + blank]
+  head = (['sampler', f'{title} (end)', f'best {title}'] + [f'{name} (end)' for name in kind.columns.values()]
+          + [f'iterations to ≤ {value:.4g} ({name})' for name, value in bars.items()])
+  teacher = [f'{truth[f"teacher_{k}"]:.4g}' if f'teacher_{k}' in truth else '' for k in kind.columns]
+  rows = [[f'teacher, {steps} steps (before)', f'{truth[f"teacher_{metric}"]:.4g}', ''] + teacher
+          + [''] * len(bars)]
   for loss in losses:
     runs = curves[loss]
-    rows.append([f'{NAMES[loss]}, fine-tuned', mean_std([r[METRIC][-1] for r in runs]),
-                 mean_std([float(np.min(r[METRIC])) for r in runs])]
-                + [mean_std([r[k][-1] for r in runs]) for k in ('mmd', 'modes', 'energy_auroc')]
+    rows.append([f'{NAMES[loss]}, fine-tuned', mean_std([r['judged'][-1] for r in runs]),
+                 mean_std([float(np.min(r['judged'])) for r in runs])]
+                + [mean_std([r[k][-1] for r in runs]) for k in kind.columns]
                 + [mean_std([iterations_to(r, value) for r in runs]) for value in bars.values()])
   rest = [''] * (len(head) - 2)
-  hundred = truth[f'teacher_{THRESHOLD_STEPS}_step_{METRIC}']
-  rows += [[f'teacher, {THRESHOLD_STEPS} steps', f'{hundred:.4f}'] + rest,
-           ['two held-out samples (floor)', f'{truth[f"data_floor_{METRIC}"]:.4f}'] + rest]
+  hundred = truth[f'teacher_{THRESHOLD_STEPS}_step_{metric}']
+  rows += [[f'teacher, {THRESHOLD_STEPS} steps', f'{hundred:.4g}'] + rest,
+           ['held-out data (the floor)', f'{truth[f"data_floor_{metric}"]:.4g}'] + rest]
   lines += [f'Mean ± std over {len(curves[losses[0]])} seeds after {budget} iterations; "best" is the '
             'lowest evaluation of each run (read off the test points, so an optimistic figure).\n',
             markdown_table(head, rows)]
@@ -146,15 +196,15 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
                                 f'{reached["noisier_nce"]} / {reached[other]}', judged])
         if name.startswith('teacher') and other == 'dxmi':
           claims.append({'dataset': dataset, 'steps': steps, 'verdict': judged, 'interval': str(interval)})
-      a, b = [r[METRIC][-1] for r in curves['noisier_nce']], [r[METRIC][-1] for r in curves[other]]
-      comparison_rows.append([f'N²CE − {NAMES[other]}', 'sliced W2 at the end', str(statistics.paired(a, b)),
+      a, b = [r['judged'][-1] for r in curves['noisier_nce']], [r['judged'][-1] for r in curves[other]]
+      comparison_rows.append([f'N²CE − {NAMES[other]}', f'{title} at the end', str(statistics.paired(a, b)),
                               '', f'p = {statistics.paired_p_value(a, b):.3g}'])
     lines += ['\n### Paired comparisons (seed by seed; t interval)\n',
               'Iterations to a threshold count a run that never reached it at twice the budget; '
               '"reached" gives the seeds that did (N²CE / the other).\n',
               markdown_table(['comparison', 'on', 'mean difference [95% CI]', 'reached', 'verdict / p'],
                              comparison_rows)]
-  lines += [f'\n![sliced W2 against iteration]({plot_curves(dataset, steps, curves, bars, figures_dir)})\n']
+  lines += [f'\n![{title} against iteration]({plot_curves(dataset, steps, curves, bars, figures_dir)})\n']
   for loss in losses:
     png = curves[loss][0]['png']
     if png and os.path.exists(png):
@@ -165,16 +215,18 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
 
 
 def plot_curves(dataset, steps, curves, bars, figures_dir) -> str:
+  kind = kind_of(dataset)
   figure, (ax,) = plotting.panels(1, width=6.0, height=4.0)
   truth = next(iter(curves.values()))[0]['truth']
   for loss, runs in curves.items():
     x = np.concatenate([[0], runs[0]['step']])
-    plotting.seed_band(ax, x, [np.concatenate([[truth[f'teacher_{METRIC}']], r[METRIC]]) for r in runs],
-                       NAMES[loss])
+    start = truth[f'teacher_{kind.metric}']
+    plotting.seed_band(ax, x, [np.concatenate([[start], r['judged']]) for r in runs], NAMES[loss])
   for (name, value), style in zip(bars.items(), ('--', ':')):
     plotting.reference(ax, value, name, style)
-  plotting.reference(ax, truth[f'data_floor_{METRIC}'], 'floor (two held-out samples)', '-.', 'grey')
-  plotting.label(ax, 'iteration', 'sliced W2 to held-out data', title=f'{dataset}, T = {steps}', log_y=True)
+  plotting.reference(ax, truth[f'data_floor_{kind.metric}'], 'floor (held-out data)', '-.', 'grey')
+  plotting.label(ax, 'iteration', f'{kind.title} to held-out data', title=f'{dataset}, T = {steps}',
+                 log_y=True)
   path = os.path.join(figures_dir, f'{dataset}_T{steps}_curves.png')
   plotting.save(figure, path)
   return os.path.relpath(path, os.path.dirname(figures_dir))
@@ -184,10 +236,12 @@ def main(argv):
   del argv
   quick = driver.QUICK.value
   workdir, output = driver.paths('samplers', 'docs/samplers.md')
-  seeds = 2 if quick else _SEEDS.value
   try:
-    overrides = {**parse_overrides(dxmi_toy2d.get_config(), _OVERRIDES.value), **(QUICK if quick else {})}
     datasets, all_steps, losses = chosen(quick)
+    settings = {}  # kind: (overrides, seeds)
+    for kind, flag, seeds in ((TOY, _OVERRIDES, _SEEDS), (IMAGES, _IMAGE_OVERRIDES, _IMAGE_SEEDS)):
+      given = parse_overrides(kind.defaults(), flag.value)
+      settings[kind] = ({**given, **(kind.quick if quick else {})}, 2 if quick else seeds.value)
   except ConfigError as error:
     sys.exit(f'Invalid flag: {error}')
   figures_dir = os.path.join(os.path.dirname(output) or '.', 'samplers')
@@ -198,37 +252,58 @@ def main(argv):
     for dataset in datasets:
       teachers[dataset], seconds = train_teacher(dataset, os.path.join(workdir, dataset, 'teacher'), quick)
       wall += seconds
-    for steps in all_steps:  # every dataset at the smallest T first: the cheapest runs
-      for dataset in datasets:
+    for dataset in datasets:  # the 2-D densities first: the cheapest runs
+      kind = kind_of(dataset)
+      overrides, seeds = settings[kind]
+      for steps in all_steps[kind]:
         curves, seconds = fine_tune(dataset, steps, teachers[dataset], losses, seeds,
                                     os.path.join(workdir, dataset, f'T{steps}'), overrides)
         wall += seconds
         text, found = section(dataset, steps, curves, figures_dir)
         sections.append(text)
         claims += found
-  except ConfigError as error:
-    sys.exit(f'Invalid setting: {error}')
-  command = 'python -m experiments.report.samplers' + (' --quick' if quick else '') + ''.join(
-      f' --override={field}={flag_value(value)}' for field, value in overrides.items() if field not in QUICK)
-  for flag in (_DATASETS, _NUM_STEPS, _LOSSES):
-    if flag.value != flag.default:
-      command += f' --{flag.name}=' + ','.join(flag.value)
+  except (ConfigError, FileNotFoundError) as error:
+    sys.exit(f'Cannot run: {error}')
   with open(output, 'w') as f:
-    num_test = overrides.get('data.num_test', dxmi_toy2d.get_config().data.num_test)
-    f.write(header(command, wall, seeds, quick, claims, num_test) + ''.join(sections))
+    f.write(header(command_line(quick, settings), wall, settings, quick, claims) + ''.join(sections))
   print(f'samplers report: {output} ({time.perf_counter() - started:.0f} s now; {wall:.0f} s of runs)')
 
 
-def header(command, wall, seeds, quick, claims, num_test) -> str:
+def command_line(quick, settings) -> str:
+  command = 'python -m experiments.report.samplers' + (' --quick' if quick else '')
+  for kind, name in ((TOY, 'override'), (IMAGES, 'image_override')):
+    command += ''.join(f' --{name}={field}={flag_value(value)}' for field, value in settings[kind][0].items()
+                       if field not in kind.quick)
+  for flag in (_DATASETS, _NUM_STEPS, _IMAGE_NUM_STEPS, _LOSSES, _SEEDS, _IMAGE_SEEDS):
+    if flag.value != flag.default and not quick:
+      value = flag.value
+      command += f' --{flag.name}=' + (','.join(value) if isinstance(value, list) else str(value))
+  return command
+
+
+def header(command, wall, settings, quick, claims) -> str:
   summary = [[c['dataset'], str(c['steps']), c['interval'], c['verdict']] for c in claims]
-  return ('# DxMI few-step samplers: teacher vs DxMI\'s energy vs NCE vs N²CE (2-D)\n\n'
+  toy = {**TOY.defaults().to_dict()['data'], **{k[5:]: v for k, v in settings[TOY][0].items()
+                                                 if k.startswith('data.')}}
+  images = IMAGES.defaults()
+  return ('# DxMI few-step samplers: teacher vs DxMI\'s energy vs NCE vs N²CE\n\n'
           + ('**Quick mode: pipeline check only, the numbers mean nothing.**\n\n' if quick else '')
-          + f'`{command}`: its runs took {wall / 60:.1f} min on a 2-core CPU machine, {seeds} seeds per '
-          'cell, 2 runs at a time (finished runs are reused). Config: `experiments/configs/dxmi_toy2d.py` '
-          '(the reference\'s CIFAR-10 setting: one time-independent network is the energy and every '
-          'value); teacher: `experiments/configs/ddpm_toy2d.py`, one per dataset, shared by every '
-          f'seed. Sliced W2 (100 projections) and MMD of {num_test:,} samples to as many held-out '
-          'points.\n\n'
+          + f'`{command}`: its runs took {wall / 60:.1f} min on a 2-core CPU machine, 2 runs at a time '
+          f'(finished runs are reused); {settings[TOY][1]} seeds per 2-D cell, {settings[IMAGES][1]} per '
+          'image cell. The method, its checks and how the settings were found: docs/dxmi.md.\n\n'
+          '- **Settings**: the reference\'s CIFAR-10 setting (one time-independent network is the '
+          'energy and every value, no costs in the value target, the last sigma fixed, tau1 = 0.1). '
+          'Each dataset has one teacher, shared by every seed and loss; a seed fixes the energy\'s '
+          'initialisation, the data and the sampler\'s noise.\n'
+          '- **2-D** (`dxmi_toy2d.py`, teacher `ddpm_toy2d.py`): sliced W2 (100 projections) and MMD of '
+          f'{toy["num_test"]:,} samples to as many held-out points; modes covered; the energy\'s AUROC '
+          'of held-out data against uniform points.\n'
+          '- **28x28** (`dxmi_images.py`, teacher `ddpm_images.py`: MLPs on the flattened image, the '
+          'CPU size): Fréchet distance (FD) and KID of '
+          f'{images.judge.num_samples:,} samples to the test split in the features of a small classifier '
+          f'(MLP {tuple(images.judge.hidden)}) trained once on the training split and fixed for every '
+          'method (its test accuracy is given); the KL of its predicted-class histogram to uniform; '
+          'the energy\'s AUROC of test images against the teacher\'s samples.\n\n'
           f'**The claim** (N²CE reaches the teacher\'s {THRESHOLD_STEPS}-step quality in fewer '
           'iterations than DxMI\'s own energy loss), judged by the paired iterations to that '
           'threshold: reproduced if the 95% interval of N²CE − DxMI lies below 0, refuted if above, '
