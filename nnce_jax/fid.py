@@ -69,3 +69,13 @@ def kernel_inception_distance(features_1: np.ndarray, features_2: np.ndarray, *,
   values = [unbiased_mmd2(x[rng.choice(x.shape[0], size, replace=False)],
                           y[rng.choice(y.shape[0], size, replace=False)]) for _ in range(num_subsets)]
   return float(np.mean(values)), float(np.std(values))
+
+
+def feature_distances(feature_fn, samples, reference_features: np.ndarray, batch_size: int = 1000) -> dict:
+  """Fréchet distance and KID of ``samples`` to ``reference_features [m, k]`` in the features
+  of any network, ``feature_fn(batch [b, ...]) -> [b, k]`` (InceptionV3's pool3 for FID proper;
+  a classifier trained on the data otherwise), applied ``batch_size`` samples at a time."""
+  features = np.concatenate([np.asarray(feature_fn(samples[i:i + batch_size]), np.float64)
+                             for i in range(0, len(samples), batch_size)])
+  kid, kid_std = kernel_inception_distance(features, reference_features)
+  return {'frechet_distance': feature_distance(features, reference_features), 'kid': kid, 'kid_std': kid_std}

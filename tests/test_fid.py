@@ -63,3 +63,13 @@ def test_kid_is_the_unbiased_cubic_kernel_mmd():
   assert shifted[0] > 10 * same[1]
   with pytest.raises(ValueError, match='KID needs'):
     kernel_inception_distance(x, y[:, :2])
+
+
+def test_feature_distances_take_any_feature_network_batch_by_batch():
+  from nnce_jax.fid import feature_distances, kernel_inception_distance
+  rng = np.random.default_rng(1)
+  samples, reference = rng.normal(size=(2500, 6)), rng.normal(size=(3000, 3)) + 0.3
+  project = lambda x: x[:, :3] * 2.0  # noqa: E731
+  found = feature_distances(project, samples, reference, batch_size=700)
+  assert found['frechet_distance'] == pytest.approx(feature_distance(project(samples), reference), rel=1e-12)
+  assert found['kid'] == pytest.approx(kernel_inception_distance(project(samples), reference)[0], rel=1e-12)

@@ -12,7 +12,7 @@ import pytest
 
 from experiments.configs import ddpm_toy2d, dxmi_toy2d
 from experiments.core.checks import ConfigError
-from experiments.run.training import check_config, fit
+from experiments.run.training import check_config, fit, train_and_evaluate
 from experiments.run.workdir import open_workdir
 from tests.helpers import leaves
 
@@ -103,7 +103,7 @@ def test_quick_comparison_dxmi_and_n2ce_improve_the_few_step_teacher(tmp_path):
   """The 2-D comparison in quick form: a teacher on 8gaussians (2,500 steps), its 4-step VAR
   sampler fine-tuned 300 iterations with DxMI's energy loss and with N²CE; each ends well below
   the teacher's sliced W2 (measured: 0.196 -> 0.097 and 0.089 on seed 0). NCE is left out: at
-  this setting it diverged (0.213 -> 0.978 here; docs/samplers.md has it over 5 seeds)."""
+  this setting it diverged (0.213 -> 0.978 here; docs/samplers.md has the 5-seed runs)."""
   teacher = _train(ddpm_toy2d.get_config(), 2500, batch_size=256, steps_per_dispatch=50, sync_every=50,
                    log_every=500, checkpoint_every=2500)
   teacher.teacher.update(hidden=(128, 128, 128), eval_steps=(4,), num_eval_samples=2000)
@@ -134,3 +134,35 @@ def test_report_reads_iterations_to_threshold_and_judges_the_claim():
   assert report.verdict(paired([400, 500, 450, 600], [100, 150, 100, 200]), {'a': 4}) == 'refuted'
   assert report.verdict(paired([2000] * 3, [2000] * 3), {'a': 0, 'b': 0}).startswith('inconclusive: no loss')
   assert report.verdict(paired([100, 500, 300], [300, 100, 400]), {'a': 3}).startswith('inconclusive: the')
+
+
+def _image_config(config, data_dir, num_steps):
+  config = _train(config, num_steps, checkpoint_every=num_steps)
+  config.data.update(data_dir=data_dir, num_test=300)
+  config.judge.update(num_steps=300, num_train=2000, num_samples=300)
+  config.teacher.hidden = (64,)
+  return config
+
+
+@pytest.mark.slow  # about 60 s on 2 cores
+def test_image_teacher_and_dxmi_run_on_mnist5k_and_refuse_another_judge(data_dir, tmp_path):
+  from experiments.configs import ddpm_images, dxmi_images
+  teacher = _image_config(ddpm_images.get_config(), data_dir, 20)
+  teacher_dir = str(tmp_path / 'teacher')
+  open_workdir(teacher, teacher_dir, num_devices=4).release()
+  summary = train_and_evaluate(teacher, teacher_dir)
+  assert summary['truth']['judge_test_accuracy'] > 0.8  # the fixed judge learned the digits
+  for t in (4, 10, 100):
+    assert 0 <= summary['final'][f'class_kl_{t}_steps'] <= np.log(10) + 1e-6
+    assert summary['final'][f'frechet_distance_{t}_steps'] > summary['truth']['data_floor_frechet_distance']
+  config = _image_config(dxmi_images.get_config(), data_dir, 20)
+  config.teacher.workdir = teacher_dir
+  config.energy.hidden = config.value.hidden = (32,)
+  result = train_and_evaluate(config, str(tmp_path / 'dxmi'))
+  assert all(np.isfinite(v) for v in result['final'].values())
+  bar = summary['final']['frechet_distance_100_steps']  # the teacher run's, by the same judge
+  assert result['truth']['teacher_100_step_frechet_distance'] == bar
+  assert os.path.getsize(tmp_path / 'dxmi' / 'dxmi_samples.png') > 0
+  config.judge.num_steps = 200
+  with pytest.raises(ConfigError, match='config.judge / config.data.num_test differ from the teacher run'):
+    fit(config, str(tmp_path / 'other_judge'))

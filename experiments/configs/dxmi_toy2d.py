@@ -7,7 +7,7 @@ Writes ``dxmi_samples.png`` (data, the teacher's and the fine-tuned samples, the
 The defaults follow the reference's CIFAR-10 config (one time-independent network for energy and
 values, no costs in the value target, the last sigma fixed, tau1 = 0.1): on 8gaussians with
 T = 4 they hold their gain, where the separate value network of the issue's description oscillates
-(docs/samplers.md).
+(docs/dxmi.md).
 """
 
 import ml_collections

@@ -82,10 +82,10 @@ class Judge:
   def metrics(self, samples) -> dict:
     """Fréchet distance and KID (subsets of up to 1,000) of ``samples [n, DIM]`` to the test
     split in the classifier's features, and the class histogram's KL to uniform."""
-    features = self.features(np.clip(samples, -1, 1))  # judged as images: pixels live in [-1, 1]
-    kid, _ = fid.kernel_inception_distance(features, self.test_features)
-    return {'frechet_distance': fid.feature_distance(features, self.test_features), 'kid': kid,
-            'class_kl': classifier.class_histogram_kl(self.model, self.params, jnp.clip(samples, -1, 1))}
+    samples = np.clip(samples, -1, 1)  # judged as images: pixels live in [-1, 1]
+    distances = fid.feature_distances(self.features, samples, self.test_features)
+    return {'frechet_distance': distances['frechet_distance'], 'kid': distances['kid'],
+            'class_kl': classifier.class_histogram_kl(self.model, self.params, jnp.asarray(samples))}
 
 
 def save_grid(samples, workdir: str, name: str) -> str:
