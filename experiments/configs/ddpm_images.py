@@ -11,7 +11,7 @@ The MLP is the CPU-sized network; a UNet belongs on an accelerator.
 
 import ml_collections
 
-from experiments.configs import common
+from experiments.configs import common, ddpm_toy2d
 
 
 def judge_config() -> ml_collections.ConfigDict:
@@ -30,12 +30,7 @@ def get_config():
   config.data.dataset = 'mnist5k'      # mnist5k | fashion_mnist
   config.data.data_dir = '~/tensorflow_datasets'
   config.data.num_test = 1000          # test images the samples are compared with (all of mnist5k's)
-  config.teacher = ml_collections.ConfigDict()
-  config.teacher.hidden = (1024, 1024, 1024)  # the epsilon MLP's widths, positive integers
-  config.teacher.diffusion_steps = 1000       # N >= 2
-  config.teacher.beta_start = 1e-4            # in (0, 1): beta linear from here ...
-  config.teacher.beta_end = 0.02              # ... to here, >= beta_start
-  config.teacher.eval_steps = (4, 10, 100)    # few-step samplers judged at each eval, >= 1 each
+  config.teacher = ddpm_toy2d.teacher_config(hidden=(1024, 1024, 1024))
   config.judge = judge_config()
   config.model.name = 'mlp'
   config.optimizer.learning_rate = 3e-4

@@ -11,17 +11,23 @@ import ml_collections
 from experiments.configs import common
 
 
+def teacher_config(hidden: tuple[int, ...]) -> ml_collections.ConfigDict:
+  """The teacher's fields, shared with the image teacher (``ddpm_images.py``)."""
+  teacher = ml_collections.ConfigDict()
+  teacher.hidden = hidden                # the epsilon MLP's widths, positive integers
+  teacher.diffusion_steps = 1000         # N >= 2
+  teacher.beta_start = 1e-4              # in (0, 1): beta linear from here ...
+  teacher.beta_end = 0.02                # ... to here, >= beta_start
+  teacher.eval_steps = (4, 10, 100)      # few-step samplers judged at each eval, >= 1 each
+  return teacher
+
+
 def get_config():
   config = common.base_config()
   config.task = 'ddpm_toy2d'
   config.data.dataset = '8gaussians'   # 8gaussians | checkerboard | two_spirals | rings | pinwheel
   config.data.num_test = 5000          # held-out points the samples are compared with
-  config.teacher = ml_collections.ConfigDict()
-  config.teacher.hidden = (256, 256, 256)  # the epsilon MLP's widths, positive integers
-  config.teacher.diffusion_steps = 1000    # N >= 2
-  config.teacher.beta_start = 1e-4         # in (0, 1): beta linear from here ...
-  config.teacher.beta_end = 0.02           # ... to here, >= beta_start
-  config.teacher.eval_steps = (4, 10, 100)  # few-step samplers judged at each eval, >= 1 each
+  config.teacher = teacher_config(hidden=(256, 256, 256))
   config.teacher.num_eval_samples = 5000   # >= 2
   config.model.name = 'mlp'
   config.optimizer.learning_rate = 1e-3
