@@ -23,3 +23,6 @@ def get_config():
   config.value.hidden = (512, 256)
   config.train.batch_size = 128
   return config
+
+
+get_sweep = dxmi_toy2d.get_sweep  # every energy loss of the comparison

@@ -54,3 +54,10 @@ def get_config():
   config.train.ema_decay = 0.0                # evaluation sees the parameters (DxMI keeps no average)
   config.likelihood.num_samples = 0
   return config
+
+
+def get_sweep():
+  """``python -m experiments.sweep --config=experiments/configs/dxmi_toy2d.py --seeds=5
+  --workdir=W``: every energy loss of the comparison on the same seeds (the whole comparison,
+  teachers and tables included: ``python -m experiments.report.samplers``)."""
+  return {'energy.loss': ['dxmi', 'nce', 'noisier_nce']}
