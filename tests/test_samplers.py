@@ -124,14 +124,15 @@ def test_quick_comparison_dxmi_and_n2ce_improve_the_few_step_teacher(tmp_path):
 def test_report_reads_iterations_to_threshold_and_judges_the_claim():
   from experiments.report import samplers as report
   from experiments.report.statistics import paired
-  curve = {'step': np.array([50, 100, 150]), 'sliced_w2': np.array([0.3, 0.1, 0.05])}
+  curve = {'step': np.array([50, 100, 150]), 'judged': np.array([0.3, 0.1, 0.05])}
   assert report.iterations_to(curve, 0.1) == 100 and report.iterations_to(curve, 0.01) is None
   assert report.censored(None, 1000) == 2000 and report.censored(150, 1000) == 150
-  bars = report.thresholds({'teacher_sliced_w2': 0.2, 'teacher_100_step_sliced_w2': 0.05})
+  bars = report.thresholds({'teacher_sliced_w2': 0.2, 'teacher_100_step_sliced_w2': 0.05}, 'sliced_w2')
   assert list(bars.values()) == pytest.approx([0.05, 0.125])
   faster = paired([100, 150, 100, 200], [400, 500, 450, 600])
   assert report.verdict(faster, {'noisier_nce': 4, 'dxmi': 4}) == 'reproduced'
   assert report.verdict(paired([400, 500, 450, 600], [100, 150, 100, 200]), {'a': 4}) == 'refuted'
+  assert report.outcome(faster, {'a': 4}) == 'N²CE sooner'
   assert report.verdict(paired([2000] * 3, [2000] * 3), {'a': 0, 'b': 0}).startswith('inconclusive: no loss')
   assert report.verdict(paired([100, 500, 300], [300, 100, 400]), {'a': 3}).startswith('inconclusive: the')
 
