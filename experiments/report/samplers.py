@@ -67,11 +67,14 @@ class Kind:
   quick: dict
 
 
+# How the energy separates data from samples, and the sampler's mean sigma_t (t < T): the
+# entropy bonus tau1 log sigma_t pushes it up, the energy's value pushes back.
+DIAGNOSTICS = {'energy_auroc': 'energy AUROC', 'mean_sigma': 'mean sigma'}
 QUICK = {'train.num_steps': 20, 'train.steps_per_dispatch': 10, 'train.sync_every': 10,
          'train.eval_every': 10, 'train.log_every': 10, 'train.checkpoint_every': 20}
 TOY = Kind('experiments/configs/ddpm_toy2d.py', 'experiments/configs/dxmi_toy2d.py', ddpm_toy2d.get_config,
            dxmi_toy2d.get_config, 'sliced_w2', 'sliced W2',
-           {'mmd': 'MMD', 'modes_covered': 'modes', 'energy_auroc': 'energy AUROC'},
+           {'mmd': 'MMD', 'modes_covered': 'modes', **DIAGNOSTICS},
            {'train.num_steps': 200, 'train.eval_every': 200, 'train.log_every': 100,
             'train.checkpoint_every': 200, 'data.num_test': 500, 'teacher.num_eval_samples': 500},
            {**QUICK, 'data.num_test': 500})
@@ -79,7 +82,7 @@ _IMAGE_QUICK = {'teacher.hidden': (64,), 'judge.num_steps': 100, 'judge.num_samp
                 'judge.num_train': 500, 'data.num_test': 200}
 IMAGES = Kind('experiments/configs/ddpm_images.py', 'experiments/configs/dxmi_images.py',
               ddpm_images.get_config, dxmi_images.get_config, 'frechet_distance', 'FD',
-              {'kid': 'KID', 'class_kl': 'class KL', 'energy_auroc': 'energy AUROC'},
+              {'kid': 'KID', 'class_kl': 'class KL', **DIAGNOSTICS},
               {'train.num_steps': 100, 'train.eval_every': 100, 'train.log_every': 100,
                'train.checkpoint_every': 100, **_IMAGE_QUICK},
               {**QUICK, **_IMAGE_QUICK, 'energy.hidden': (32,), 'value.hidden': (32,)})
