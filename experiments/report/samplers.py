@@ -201,7 +201,9 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
   lines += [f'Mean ± std over {len(seeds)} seeds after {budget} iterations; "best" is the lowest '
             'evaluation of each run (read off the test points, so an optimistic figure). The teacher\'s '
             'numbers, and so the bars, are measured per seed (its held-out data and evaluation key); '
-            'each run is held to its own seed\'s bar.\n',
+            'each run is held to its own seed\'s bar.'
+            + (f' The judge\'s test accuracy: {seeds[0]["truth"]["judge_test_accuracy"]:.3f}.'
+               if 'judge_test_accuracy' in seeds[0]['truth'] else '') + '\n',
             markdown_table(head, rows)]
   claims, comparison_rows = [], []
   if 'noisier_nce' in curves:
@@ -298,7 +300,7 @@ def command_line(quick, settings) -> str:
   command = 'python -m experiments.report.samplers' + (' --quick' if quick else '')
   for kind, name in ((TOY, 'override'), (IMAGES, 'image_override')):
     command += ''.join(f' --{name}={field}={flag_value(value)}' for field, value in settings[kind][0].items()
-                       if field not in kind.quick)
+                       if not (quick and field in kind.quick))
   for flag in (_DATASETS, _NUM_STEPS, _IMAGE_NUM_STEPS, _LOSSES, _SEEDS, _IMAGE_SEEDS):
     if flag.value != flag.default and not quick:
       value = flag.value
