@@ -4,8 +4,9 @@ then ``python -m experiments.main --config=experiments/configs/dxmi_images.py``.
 
 The settings are the 2-D ones (the reference's CIFAR-10 setting: one time-independent network is
 the energy and every value, no costs in the value target, the last sigma fixed) with the
-reference's learning rates and the energy an MLP on the flattened image. Judged every 50 iterations by the teacher's classifier
-(Fréchet distance, KID, class KL) on 5,000 samples; writes ``dxmi_samples.png``.
+reference's learning rates and the energy an MLP on the flattened image. Judged every 50
+iterations by the teacher's classifier (Fréchet distance, KID, class KL) on 5,000 samples;
+writes ``dxmi_samples.png``.
 """
 
 from experiments.configs import ddpm_images, dxmi_toy2d
