@@ -3,22 +3,15 @@ image) on mnist5k or Fashion-MNIST, judged at each evaluation by the few-step VA
 from it, in the features of a fixed classifier (``sampler_images.Judge``)."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from experiments.core.checks import ConfigError
 from experiments.core.task import Task
 from experiments.tasks import sampler_images, samplers
-from nnce_jax import ddpm, few_step
 
 
 def check(config) -> None:
   sampler_images.check(config)
   samplers.check_teacher(config)
-  for steps in config.teacher.eval_steps:
-    if not isinstance(steps, int) or steps < 1:
-      raise ConfigError(f'config.teacher.eval_steps={config.teacher.eval_steps!r} is invalid; '
-                        'it must hold integers >= 1')
 
 
 def build(config) -> Task:
@@ -28,17 +21,7 @@ def build(config) -> Task:
   params = network.init(jax.random.fold_in(root, 1), np.zeros((1, dim), np.float32), np.zeros(1, np.float32))
   judge = sampler_images.Judge(config)
   eval_key, num = jax.random.fold_in(root, 3), config.judge.num_samples
-  schedules = {t: few_step.var_schedule(schedule, t) for t in config.teacher.eval_steps}
-
-  def loss_fn(params, rng, batch, step=0):
-    loss = ddpm.denoising_loss(lambda x, n: network.apply(params, x, n), rng, batch, schedule)
-    return loss, {'loss': loss}
-
-  @jax.jit
-  def few_step_samples(params):
-    epsilon = lambda x, n: network.apply(params, x, n)  # noqa: E731
-    return {t: few_step.sample_trajectory(epsilon, jnp.log(s.sigma), s, eval_key, (num, dim))[-1]
-            for t, s in schedules.items()}
+  few_step_samples = samplers.cut_samplers(network, schedule, config.teacher.eval_steps, eval_key, (num, dim))
 
   def eval_fn(params):
     metrics = {}
@@ -54,7 +37,7 @@ def build(config) -> Task:
   floor = judge.metrics(sampler_images.split_arrays(config, 'train', config.data.num_test)[0])
   truth = {'judge_test_accuracy': judge.test_accuracy,
            **{f'data_floor_{k}': v for k, v in floor.items()}}
-  return Task(network, params, loss_fn, eval_fn, truth,
+  return Task(network, params, samplers.teacher_loss(network, schedule), eval_fn, truth,
               table_metrics=tuple(f'frechet_distance_{t}_steps' for t in config.teacher.eval_steps),
               report=report, batches_for=sampler_images.train_batches(config),
               sample_batch=lambda key, inputs: inputs['image'])

@@ -5,24 +5,19 @@ end, by its full N-step ancestral sampler (``summary.json``'s ``full_sampler``).
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from experiments.core import plotting
 from experiments.core.checks import number, one_of
 from experiments.core.task import Task
 from experiments.tasks import samplers
-from nnce_jax import ddpm, few_step
+from nnce_jax import ddpm
 from nnce_jax.data import toy2d
 
 
 def check(config) -> None:
   one_of(config, 'data.dataset', toy2d.DATASETS)
   samplers.check_teacher(config)
-  for steps in config.teacher.eval_steps:
-    if not isinstance(steps, int) or steps < 1:
-      raise samplers.ConfigError(f'config.teacher.eval_steps={config.teacher.eval_steps!r} is invalid; '
-                                 'it must hold integers >= 1')
   number(config, 'teacher.num_eval_samples', low=2, integer=True)
 
 
@@ -33,21 +28,11 @@ def build(config) -> Task:
   x_test = samplers.held_out(config)
   eval_key = jax.random.fold_in(root, 3)
   num = config.teacher.num_eval_samples
-  few_step_schedules = {t: few_step.var_schedule(schedule, t) for t in config.teacher.eval_steps}
+  few_step_samples = samplers.cut_samplers(network, schedule, config.teacher.eval_steps, eval_key, (num, 2))
   full_steps = schedule.betas.shape[0]
-
-  def loss_fn(params, rng, batch, step=0):
-    loss = ddpm.denoising_loss(lambda x, n: network.apply(params, x, n), rng, batch, schedule)
-    return loss, {'loss': loss}
 
   def sample_batch(key, inputs=None):
     return toy2d.sample(config.data.dataset, key, config.train.batch_size)
-
-  @jax.jit
-  def few_step_samples(params):
-    epsilon = lambda x, n: network.apply(params, x, n)  # noqa: E731
-    return {t: few_step.sample_trajectory(epsilon, jnp.log(s.sigma), s, eval_key, (num, 2))[-1]
-            for t, s in few_step_schedules.items()}
 
   def judged(samples_by_steps) -> dict:
     metrics = {}
@@ -70,6 +55,6 @@ def build(config) -> Task:
     path = plotting.save(figure, os.path.join(workdir, 'teacher_samples.png'))
     return {'samples_png': path, 'full_sampler': judged({full_steps: full})}
 
-  return Task(network, params, loss_fn, eval_fn, truth={},
+  return Task(network, params, samplers.teacher_loss(network, schedule), eval_fn, truth={},
               table_metrics=tuple(f'sliced_w2_{t}_steps' for t in config.teacher.eval_steps),
               report=report, sample_batch=sample_batch)

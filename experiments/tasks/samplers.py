@@ -30,11 +30,36 @@ def check_teacher(config) -> None:
   number(config, 'teacher.beta_start', low=0, low_open=True, high=1, high_open=True)
   number(config, 'teacher.beta_end', low=config.teacher.beta_start, high=1, high_open=True)
   widths(config, 'teacher.hidden')
+  for steps in config.teacher.eval_steps:
+    if not isinstance(steps, int) or steps < 1:
+      raise ConfigError(f'config.teacher.eval_steps={config.teacher.eval_steps!r} is invalid; '
+                        'it must hold integers >= 1')
 
 
 def teacher(config) -> tuple[ddpm.EpsilonMLP, ddpm.Schedule]:
   t = config.teacher
   return ddpm.EpsilonMLP(tuple(t.hidden)), ddpm.linear_schedule(t.diffusion_steps, t.beta_start, t.beta_end)
+
+
+def teacher_loss(network, schedule):
+  """The teacher's training loss: :func:`nnce_jax.ddpm.denoising_loss` of ``network``."""
+  def loss_fn(params, rng, batch, step=0):
+    loss = ddpm.denoising_loss(lambda x, n: network.apply(params, x, n), rng, batch, schedule)
+    return loss, {'loss': loss}
+  return loss_fn
+
+
+def cut_samplers(network, schedule, steps, key, shape) -> Callable:
+  """``params -> {T: samples [shape]}`` (jitted): the ``T``-step VAR samplers cut from the teacher
+  ``network`` for each ``T`` in ``steps``, all from ``key``."""
+  schedules = {t: few_step.var_schedule(schedule, t) for t in steps}
+
+  @jax.jit
+  def samples(params):
+    epsilon = lambda x, n: network.apply(params, x, n)  # noqa: E731
+    return {t: few_step.sample_trajectory(epsilon, jnp.log(s.sigma), s, key, shape)[-1]
+            for t, s in schedules.items()}
+  return samples
 
 
 def check_fine_tuning(config) -> None:
