@@ -135,6 +135,11 @@ def test_report_reads_iterations_to_threshold_and_judges_the_claim():
   assert report.outcome(faster, {'a': 4}) == 'N²CE sooner'
   assert report.verdict(paired([2000] * 3, [2000] * 3), {'a': 0, 'b': 0}).startswith('inconclusive: no loss')
   assert report.verdict(paired([100, 500, 300], [300, 100, 400]), {'a': 3}).startswith('inconclusive: the')
+  # A teacher whose 100-step sampler is worse than its T-step one meets both bars before fine-tuning:
+  # even a "faster" N²CE says nothing then.
+  good, bad = ({'truth': {'teacher_fd': 700.0, 'teacher_100_step_fd': bar}} for bar in (300.0, 1500.0))
+  assert not report.met_before([good], 'halfway', 'fd') and report.met_before([good, bad], 'halfway', 'fd')
+  assert report.verdict(faster, {'a': 4}, met_before=True).startswith('inconclusive: the teacher meets')
 
 
 def _image_config(config, data_dir, num_steps):

@@ -155,16 +155,20 @@ def censored(value: int | None, budget: int) -> float:
   return float(2 * budget if value is None else value)
 
 
-def outcome(interval: statistics.Interval, reached: dict) -> str:
-  """What paired iterations-to-threshold say: which loss gets there sooner, at 95%."""
+def outcome(interval: statistics.Interval, reached: dict, met_before: bool = False) -> str:
+  """What paired iterations-to-threshold say: which loss gets there sooner, at 95%. A bar the
+  ``T``-step teacher already meets (its 100-step sampler no better than its ``T``-step one) says
+  nothing about fine-tuning."""
+  if met_before:
+    return f'the teacher meets the bar before fine-tuning (its {THRESHOLD_STEPS}-step sampler is no better)'
   if not any(reached.values()):
     return 'no loss reaches it within the budget'
   return {-1: 'N²CE sooner', 1: 'N²CE later', 0: 'the interval holds 0'}[interval.sign]
 
 
-def verdict(interval: statistics.Interval, reached: dict) -> str:
+def verdict(interval: statistics.Interval, reached: dict, met_before: bool = False) -> str:
   """The claim "N²CE gets there in fewer iterations", judged on the teacher's 100-step bar."""
-  found = outcome(interval, reached)
+  found = outcome(interval, reached, met_before)
   return {'N²CE sooner': 'reproduced', 'N²CE later': 'refuted'}.get(found, f'inconclusive: {found}')
 
 
@@ -174,6 +178,11 @@ def _bar(run: dict, name: str, metric: str) -> float:
   return thresholds(run['truth'], metric)[name]
 
 
+def met_before(runs: list, name: str, metric: str) -> bool:
+  """Whether the ``T``-step teacher already meets bar ``name`` on some seed."""
+  return any(_bar(r, name, metric) >= r['truth'][f'teacher_{metric}'] for r in runs)
+
+
 def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
   kind, losses = kind_of(dataset), list(curves)
   metric, title = kind.metric, kind.title
@@ -181,6 +190,7 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
   budget = seeds[0]['budget']
   names = list(thresholds(seeds[0]['truth'], metric))
   truths = lambda key: [r['truth'][key] for r in seeds]  # noqa: E731
+  trivial = {name: met_before(seeds, name, metric) for name in names}
   lines = [f'\n## {dataset}, T = {steps}\n']
   head = (['sampler', f'{title} (end)', f'best {title}'] + [f'{name} (end)' for name in kind.columns.values()]
           + [f'iterations to ≤ {name} (mean bar {np.mean([_bar(r, name, metric) for r in seeds]):.4g})'
@@ -194,7 +204,8 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
     rows.append([f'{NAMES[loss]}, fine-tuned', mean_std([r['judged'][-1] for r in runs]),
                  mean_std([float(np.min(r['judged'])) for r in runs])]
                 + [mean_std([r[k][-1] for r in runs]) for k in kind.columns]
-                + [mean_std([iterations_to(r, _bar(r, name, metric)) for r in runs]) for name in names])
+                + ['met before fine-tuning' if trivial[name]
+                   else mean_std([iterations_to(r, _bar(r, name, metric)) for r in runs]) for name in names])
   rest = [''] * (len(head) - 2)
   rows += [[f'teacher, {THRESHOLD_STEPS} steps', mean_std(truths(f'teacher_{THRESHOLD_STEPS}_step_{metric}'))]
            + rest, ['held-out data (the floor)', mean_std(truths(f'data_floor_{metric}'))] + rest]
@@ -215,10 +226,11 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
                                        for loss in ('noisier_nce', other)])
         reached = {loss: sum(v is not None for v in values) for loss, values in found.items()}
         comparison_rows.append([f'N²CE − {NAMES[other]}', f'iterations to {name}', str(interval),
-                                f'{reached["noisier_nce"]} / {reached[other]}', outcome(interval, reached)])
+                                f'{reached["noisier_nce"]} / {reached[other]}',
+                                outcome(interval, reached, trivial[name])])
         if name.startswith('teacher') and other == 'dxmi':
-          claims.append({'dataset': dataset, 'steps': steps, 'verdict': verdict(interval, reached),
-                         'interval': str(interval)})
+          claims.append({'dataset': dataset, 'steps': steps, 'interval': str(interval),
+                         'verdict': verdict(interval, reached, trivial[name])})
       a, b = [r['judged'][-1] for r in curves['noisier_nce']], [r['judged'][-1] for r in curves[other]]
       comparison_rows.append([f'N²CE − {NAMES[other]}', f'{title} at the end', str(statistics.paired(a, b)),
                               '', f'p = {statistics.paired_p_value(a, b):.3g}'])
