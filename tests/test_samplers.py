@@ -138,8 +138,11 @@ def test_report_reads_iterations_to_threshold_and_judges_the_claim():
   # A teacher whose 100-step sampler is worse than its T-step one meets both bars before fine-tuning:
   # even a "faster" N²CE says nothing then.
   good, bad = ({'truth': {'teacher_fd': 700.0, 'teacher_100_step_fd': bar}} for bar in (300.0, 1500.0))
-  assert not report.met_before([good], 'halfway', 'fd') and report.met_before([good, bad], 'halfway', 'fd')
-  assert report.verdict(faster, {'a': 4}, met_before=True).startswith('inconclusive: the teacher meets')
+  assert report.met_before([good], 'halfway', 'fd') == 0
+  assert report.met_before([good, bad, bad], 'halfway', 'fd') == 2
+  assert report.verdict(faster, {'a': 4}, met_before=2) == (
+      'inconclusive: the teacher meets the bar before fine-tuning on 2 of 4 seeds '
+      '(its 100-step sampler measures no better)')
 
 
 def _image_config(config, data_dir, num_steps):

@@ -155,18 +155,19 @@ def censored(value: int | None, budget: int) -> float:
   return float(2 * budget if value is None else value)
 
 
-def outcome(interval: statistics.Interval, reached: dict, met_before: bool = False) -> str:
+def outcome(interval: statistics.Interval, reached: dict, met_before: int = 0) -> str:
   """What paired iterations-to-threshold say: which loss gets there sooner, at 95%. A bar the
-  ``T``-step teacher already meets (its 100-step sampler no better than its ``T``-step one) says
-  nothing about fine-tuning."""
+  ``T``-step teacher already meets on ``met_before`` of the seeds (its 100-step sampler measured no
+  better than its ``T``-step one) says nothing about fine-tuning."""
   if met_before:
-    return f'the teacher meets the bar before fine-tuning (its {THRESHOLD_STEPS}-step sampler is no better)'
+    return (f'the teacher meets the bar before fine-tuning on {met_before} of {interval.count} seeds '
+            f'(its {THRESHOLD_STEPS}-step sampler measures no better)')
   if not any(reached.values()):
     return 'no loss reaches it within the budget'
   return {-1: 'N²CE sooner', 1: 'N²CE later', 0: 'the interval holds 0'}[interval.sign]
 
 
-def verdict(interval: statistics.Interval, reached: dict, met_before: bool = False) -> str:
+def verdict(interval: statistics.Interval, reached: dict, met_before: int = 0) -> str:
   """The claim "N²CE gets there in fewer iterations", judged on the teacher's 100-step bar."""
   found = outcome(interval, reached, met_before)
   return {'N²CE sooner': 'reproduced', 'N²CE later': 'refuted'}.get(found, f'inconclusive: {found}')
@@ -178,9 +179,9 @@ def _bar(run: dict, name: str, metric: str) -> float:
   return thresholds(run['truth'], metric)[name]
 
 
-def met_before(runs: list, name: str, metric: str) -> bool:
-  """Whether the ``T``-step teacher already meets bar ``name`` on some seed."""
-  return any(_bar(r, name, metric) >= r['truth'][f'teacher_{metric}'] for r in runs)
+def met_before(runs: list, name: str, metric: str) -> int:
+  """On how many seeds the ``T``-step teacher already meets bar ``name``."""
+  return sum(_bar(r, name, metric) >= r['truth'][f'teacher_{metric}'] for r in runs)
 
 
 def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
@@ -204,7 +205,7 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
     rows.append([f'{NAMES[loss]}, fine-tuned', mean_std([r['judged'][-1] for r in runs]),
                  mean_std([float(np.min(r['judged'])) for r in runs])]
                 + [mean_std([r[k][-1] for r in runs]) for k in kind.columns]
-                + ['met before fine-tuning' if trivial[name]
+                + [f'met before fine-tuning on {trivial[name]} of {len(runs)} seeds' if trivial[name]
                    else mean_std([iterations_to(r, _bar(r, name, metric)) for r in runs]) for name in names])
   rest = [''] * (len(head) - 2)
   rows += [[f'teacher, {THRESHOLD_STEPS} steps', mean_std(truths(f'teacher_{THRESHOLD_STEPS}_step_{metric}'))]
