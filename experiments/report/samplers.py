@@ -191,7 +191,7 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
   budget = seeds[0]['budget']
   names = list(thresholds(seeds[0]['truth'], metric))
   truths = lambda key: [r['truth'][key] for r in seeds]  # noqa: E731
-  trivial = {name: met_before(seeds, name, metric) for name in names}
+  met = {name: met_before(seeds, name, metric) for name in names}
   lines = [f'\n## {dataset}, T = {steps}\n']
   head = (['sampler', f'{title} (end)', f'best {title}'] + [f'{name} (end)' for name in kind.columns.values()]
           + [f'iterations to ≤ {name} (mean bar {np.mean([_bar(r, name, metric) for r in seeds]):.4g})'
@@ -205,7 +205,7 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
     rows.append([f'{NAMES[loss]}, fine-tuned', mean_std([r['judged'][-1] for r in runs]),
                  mean_std([float(np.min(r['judged'])) for r in runs])]
                 + [mean_std([r[k][-1] for r in runs]) for k in kind.columns]
-                + [f'met before fine-tuning on {trivial[name]} of {len(runs)} seeds' if trivial[name]
+                + [f'met before fine-tuning on {met[name]} of {len(runs)} seeds' if met[name]
                    else mean_std([iterations_to(r, _bar(r, name, metric)) for r in runs]) for name in names])
   rest = [''] * (len(head) - 2)
   rows += [[f'teacher, {THRESHOLD_STEPS} steps', mean_std(truths(f'teacher_{THRESHOLD_STEPS}_step_{metric}'))]
@@ -228,10 +228,10 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
         reached = {loss: sum(v is not None for v in values) for loss, values in found.items()}
         comparison_rows.append([f'N²CE − {NAMES[other]}', f'iterations to {name}', str(interval),
                                 f'{reached["noisier_nce"]} / {reached[other]}',
-                                outcome(interval, reached, trivial[name])])
+                                outcome(interval, reached, met[name])])
         if name.startswith('teacher') and other == 'dxmi':
           claims.append({'dataset': dataset, 'steps': steps, 'interval': str(interval),
-                         'verdict': verdict(interval, reached, trivial[name])})
+                         'verdict': verdict(interval, reached, met[name])})
       a, b = [r['judged'][-1] for r in curves['noisier_nce']], [r['judged'][-1] for r in curves[other]]
       comparison_rows.append([f'N²CE − {NAMES[other]}', f'{title} at the end', str(statistics.paired(a, b)),
                               '', f'p = {statistics.paired_p_value(a, b):.3g}'])
