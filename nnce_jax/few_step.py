@@ -14,7 +14,10 @@ Step ``i`` goes from ``g = G_{T-1-i}`` to ``g' = G_{T-2-i}`` (``g' = 1`` at the 
     b_i = sqrt(1 - g' - sigma_i^2) - sqrt(1 - g) a_i,
 
 the DDPM posterior step between the two noise levels, and ``tau_i`` is the teacher's
-(fractional) step whose ``abar`` is ``g``. The noise ``sigma_i`` is the policy's own parameter
+(fractional) step whose ``abar`` is ``g``. Equivalently ``mu_i = sqrt(g') x0_hat + sqrt(1 - g' -
+sigma_i^2) eps_hat`` with the denoised guess ``x0_hat = (x - sqrt(1 - g) eps_hat) / sqrt(g)``;
+``x0_bound`` clips that guess to the data's range (DDPM's ``clip_denoised``), which the reference
+sampler does not do. The noise ``sigma_i`` is the policy's own parameter
 (``log_sigma``, initialised here; the last step's, 0 in the teacher, starts at 1e-3 so that its
 log is finite); ``a_i``, ``b_i`` and ``tau_i`` stay fixed.
 """
@@ -35,6 +38,7 @@ class FewStepSchedule(NamedTuple):
   x_scale: jax.Array        # [T] a_i
   epsilon_scale: jax.Array  # [T] b_i
   sigma: jax.Array          # [T] sigma_i, the initial noise of each step
+  alpha_cumprod: jax.Array  # [T] g, the noise level each step starts from
 
 
 def var_noise_levels(teacher: Schedule, num_steps: int) -> np.ndarray:
@@ -77,20 +81,29 @@ def var_schedule(teacher: Schedule, num_steps: int) -> FewStepSchedule:
   sigma[-1] = LAST_SIGMA
   as_array = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
   return FewStepSchedule(as_array(teacher_step(teacher, g)), as_array(x_scale), as_array(epsilon_scale),
-                         as_array(sigma))
+                         as_array(sigma), as_array(g))
 
 
-def step_mean(epsilon_fn: EpsilonFn, schedule: FewStepSchedule, x: jax.Array, step: jax.Array) -> jax.Array:
-  """``mu_i(x) = a_i x + b_i eps_hat(x, tau_i)`` for ``x [B, ...]`` and steps ``i`` ``[B]`` (int)."""
+def step_mean(epsilon_fn: EpsilonFn, schedule: FewStepSchedule, x: jax.Array, step: jax.Array,
+              x0_bound: float | None = None) -> jax.Array:
+  """``mu_i(x) = a_i x + b_i eps_hat(x, tau_i)`` for ``x [B, ...]`` and steps ``i`` ``[B]`` (int).
+
+  ``x0_bound``: the same step from ``clip(x0_hat, -x0_bound, x0_bound)``, i.e. with ``eps_hat``
+  replaced by the noise ``(x - sqrt(g) x0) / sqrt(1 - g)`` that the clipped guess implies."""
   shape = (-1,) + (1,) * (x.ndim - 1)
+  per_step = lambda v: v[step].reshape(shape)  # noqa: E731
   eps = epsilon_fn(x, schedule.teacher_steps[step])
-  return schedule.x_scale[step].reshape(shape) * x + schedule.epsilon_scale[step].reshape(shape) * eps
+  if x0_bound is not None:
+    signal, noise = jnp.sqrt(per_step(schedule.alpha_cumprod)), jnp.sqrt(1 - per_step(schedule.alpha_cumprod))
+    x0 = jnp.clip((x - noise * eps) / signal, -x0_bound, x0_bound)
+    eps = (x - signal * x0) / noise
+  return per_step(schedule.x_scale) * x + per_step(schedule.epsilon_scale) * eps
 
 
 def sample_trajectory(epsilon_fn: EpsilonFn, log_sigma: jax.Array, schedule: FewStepSchedule, key,
-                      shape) -> jax.Array:
+                      shape, x0_bound: float | None = None) -> jax.Array:
   """``[T + 1, *shape]``: ``x_0 ~ N(0, I)`` and the ``T`` states after it, noise
-  ``exp(log_sigma) [T]``."""
+  ``exp(log_sigma) [T]`` (``x0_bound``: see :func:`step_mean`)."""
   init_key, key = jax.random.split(key)
   num_steps = schedule.sigma.shape[0]
 
@@ -98,7 +111,7 @@ def sample_trajectory(epsilon_fn: EpsilonFn, log_sigma: jax.Array, schedule: Few
     i, noise_key = inputs
     steps = jnp.full(shape[:1], i)
     noise = jnp.exp(log_sigma[i]) * jax.random.normal(noise_key, shape)
-    x = step_mean(epsilon_fn, schedule, x, steps) + noise
+    x = step_mean(epsilon_fn, schedule, x, steps, x0_bound) + noise
     return x, x
 
   x0 = jax.random.normal(init_key, shape)

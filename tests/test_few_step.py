@@ -72,3 +72,14 @@ def test_many_steps_approach_the_data_variance():
   states = few_step.sample_trajectory(exact_epsilon, jnp.log(schedule.sigma), schedule, jax.random.PRNGKey(4),
                                       (20000, 2))
   np.testing.assert_allclose(np.var(states[-1]), STD ** 2, rtol=0.1)
+
+
+def test_clipping_the_denoised_guess_bounds_the_last_state_and_is_inert_inside_the_bound():
+  schedule = few_step.var_schedule(SCHEDULE, 10)
+  sample = lambda epsilon, bound: few_step.sample_trajectory(  # noqa: E731
+      epsilon, jnp.log(schedule.sigma), schedule, jax.random.PRNGKey(5), (2000, 2), x0_bound=bound)[-1]
+  np.testing.assert_allclose(sample(exact_epsilon, 1e3), sample(exact_epsilon, None), rtol=1e-5, atol=1e-5)
+  wrong = lambda x, n: -3.0 * exact_epsilon(x, n)  # noqa: E731  overshoots: |x0_hat| grows step by step
+  assert np.max(np.abs(sample(wrong, None))) > 2.0
+  # The last step's mean is the clipped guess itself (g' = 1); only its 1e-3 noise is added.
+  assert np.max(np.abs(sample(wrong, 1.0))) <= 1.0 + 6 * few_step.LAST_SIGMA

@@ -172,6 +172,23 @@ def test_image_teacher_and_dxmi_run_on_mnist5k_and_refuse_another_judge(data_dir
   bar = summary['final']['frechet_distance_100_steps']  # the teacher run's, by the same judge
   assert result['truth']['teacher_100_step_frechet_distance'] == bar
   assert os.path.getsize(tmp_path / 'dxmi' / 'dxmi_samples.png') > 0
+  # The teacher's samplers again, as built and with the denoised guess clipped: the reference rows
+  # repeat the run's recorded numbers (same key), the clipped ones stay inside the pixel range.
+  from experiments.configs import teacher_sampling as teacher_sampling_config
+  from experiments.tasks import teacher_sampling
+  diagnosis = _image_config(teacher_sampling_config.get_config(), data_dir, 20)
+  diagnosis.teacher.update(workdir=teacher_dir, eval_steps=(4, 100))
+  found = teacher_sampling.evaluate(diagnosis, str(tmp_path / 'teacher_sampling'))
+  rows = {(r['sampler'], r['steps']): r for r in found['results']}
+  assert rows['reference', 100]['frechet_distance'] == pytest.approx(bar, rel=1e-3)
+  assert all(rows['denoised guess clipped', t]['out_of_range'] == 0 for t in (4, 100))
+  from experiments.report import samplers as report
+  (tmp_path / 'figures').mkdir()
+  text = report.teacher_section('mnist5k', {**found, 'workdir': str(tmp_path / 'teacher_sampling')},
+                                str(tmp_path / 'figures'))
+  assert '| denoised guess clipped | 100 |' in text
+  assert 'figures/mnist5k_teacher_100_steps_clipped.png' in text
+  assert (tmp_path / 'figures' / 'mnist5k_teacher_100_steps_clipped.png').exists()
   config.judge.num_steps = 200
   with pytest.raises(ConfigError, match='config.judge / config.data.num_test differ from the teacher run'):
     fit(config, str(tmp_path / 'other_judge'))

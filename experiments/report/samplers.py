@@ -16,6 +16,7 @@ a fixed classifier's features.
 """
 
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -24,7 +25,7 @@ import time
 import numpy as np
 from absl import app, flags
 
-from experiments.configs import ddpm_images, ddpm_toy2d, dxmi_images, dxmi_toy2d
+from experiments.configs import ddpm_images, ddpm_toy2d, dxmi_images, dxmi_toy2d, teacher_sampling
 from experiments.core import plotting
 from experiments.core.checks import ConfigError, parse_overrides, set_fields
 from experiments.core.metrics import read_metrics
@@ -33,6 +34,7 @@ from experiments.report import driver, statistics
 from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import flag_value
 from experiments.tasks import sampler_images
+from experiments.tasks import teacher_sampling as diagnosis
 from experiments.tasks.dxmi_toy2d import THRESHOLD_STEPS
 from nnce_jax import dxmi
 from nnce_jax.data import toy2d
@@ -116,6 +118,41 @@ def train_teacher(dataset, workdir, quick) -> tuple[str, float]:
   result = run_sweep(set_fields(kind.teacher_defaults(), fields), {}, seeds=1, workdir=workdir,
                      executor=Subprocesses(kind.teacher_config, fields, 1))
   return result.runs[0].run_dir, result.wall_s
+
+
+def diagnose_teacher(dataset, teacher_dir, workdir, quick) -> dict:
+  """The image teacher's samplers against ``T``, as built and with the denoised guess clipped
+  (the ``teacher_sampling`` task, run here); a finished diagnosis in ``workdir`` is reused."""
+  path = os.path.join(workdir, 'teacher_sampling.json')
+  if not os.path.exists(path):
+    quick_fields = {k: v for k, v in IMAGES.quick_teacher.items() if not k.startswith('train.')}
+    config = set_fields(teacher_sampling.get_config(), {
+        'data.dataset': dataset, 'teacher.workdir': os.path.abspath(teacher_dir),
+        **(quick_fields if quick else {})})
+    diagnosis.check(config)
+    diagnosis.evaluate(config, workdir)
+  with open(path) as f:
+    return {**json.load(f), 'workdir': workdir}
+
+
+def teacher_section(dataset, found, figures_dir) -> str:
+  """The diagnosis of ``diagnose_teacher`` as a table and the 100-step samples of both samplers."""
+  lines = [f'\n## {dataset}: the teacher\'s samplers against T\n',
+           'The same teacher and evaluation key as its run (so the reference rows repeat its recorded '
+           'numbers); "denoised guess clipped" clips each step\'s guess of the clean image to [-1, 1] '
+           '(DDPM\'s `clip_denoised`), which the reference\'s sampler, the one DxMI fine-tunes, does not. '
+           'The bar of the claim stays the reference sampler\'s. '
+           f'`python -m experiments.main --config=experiments/configs/teacher_sampling.py '
+           f'--config.data.dataset={dataset} --config.teacher.workdir=...`\n',
+           diagnosis.table(found['results'], found['recorded_bar'], found['judge_test_accuracy']), '']
+  for suffix, name in (('', 'reference'), ('_clipped', 'denoised guess clipped')):
+    steps = max(r['steps'] for r in found['results'])
+    source = os.path.join(found['workdir'], f'teacher_{steps}_steps{suffix}.png')
+    if os.path.exists(source):
+      target = os.path.join(figures_dir, f'{dataset}_teacher_{steps}_steps{suffix}.png')
+      shutil.copyfile(source, target)
+      lines.append(f'![{name}, {steps} steps]({os.path.relpath(target, os.path.dirname(figures_dir))})')
+  return '\n'.join(lines) + '\n'
 
 
 def fine_tune(dataset, steps, teacher_dir, losses, seeds, workdir, overrides):
@@ -292,9 +329,14 @@ def main(argv):
     for dataset in datasets:
       teachers[dataset], seconds = train_teacher(dataset, os.path.join(workdir, dataset, 'teacher'), quick)
       wall += seconds
+    diagnoses = {dataset: diagnose_teacher(dataset, teachers[dataset],
+                                           os.path.join(workdir, dataset, 'teacher_sampling'), quick)
+                 for dataset in datasets if kind_of(dataset) is IMAGES}
     for dataset in datasets:  # the 2-D densities first: the cheapest runs
       kind = kind_of(dataset)
       overrides, seeds = settings[kind]
+      if dataset in diagnoses:
+        sections.append(teacher_section(dataset, diagnoses[dataset], figures_dir))
       for steps in all_steps[kind]:
         curves, seconds = fine_tune(dataset, steps, teachers[dataset], losses, seeds,
                                     os.path.join(workdir, dataset, f'T{steps}'), overrides)

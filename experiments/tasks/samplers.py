@@ -49,15 +49,16 @@ def teacher_loss(network, schedule):
   return loss_fn
 
 
-def cut_samplers(network, schedule, steps, key, shape) -> Callable:
+def cut_samplers(network, schedule, steps, key, shape, x0_bound: float | None = None) -> Callable:
   """``params -> {T: samples [shape]}`` (jitted): the ``T``-step VAR samplers cut from the teacher
-  ``network`` for each ``T`` in ``steps``, all from ``key``."""
+  ``network`` for each ``T`` in ``steps``, all from ``key`` (``x0_bound``: clip each step's
+  denoised guess, :func:`nnce_jax.few_step.step_mean`)."""
   schedules = {t: few_step.var_schedule(schedule, t) for t in steps}
 
   @jax.jit
   def samples(params):
     epsilon = lambda x, n: network.apply(params, x, n)  # noqa: E731
-    return {t: few_step.sample_trajectory(epsilon, jnp.log(s.sigma), s, key, shape)[-1]
+    return {t: few_step.sample_trajectory(epsilon, jnp.log(s.sigma), s, key, shape, x0_bound)[-1]
             for t, s in schedules.items()}
   return samples
 

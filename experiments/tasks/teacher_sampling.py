@@ -1,0 +1,68 @@
+"""How an image teacher's cut samplers fare against their step count ``T``: as the reference
+builds them, and with each step's denoised guess clipped to the pixels' range (DDPM's
+``clip_denoised``). It diagnoses a teacher whose many-step samples saturate, its 100-step
+sampler (the paper's bar) measuring worse than its 10-step one.
+
+Evaluation only: restores the ``ddpm_images`` run in ``config.teacher.workdir`` and judges
+``judge.num_samples`` samples of each sampler by that run's classifier, from the evaluation key
+``ddpm_images`` uses at the same seed (so the reference rows repeat the run's recorded numbers). Writes
+``teacher_sampling.{md,json}`` and a sample grid per sampler.
+"""
+
+import json
+import os
+
+import jax
+import numpy as np
+from absl import logging
+
+from experiments.core.checks import ConfigError
+from experiments.core.tables import markdown_table
+from experiments.tasks import dxmi_images, sampler_images, samplers
+
+X0_BOUND = 1.0  # pixels live in [-1, 1]
+OUT_OF_RANGE = 1.05  # a pixel further out than this has run past the data's range
+SAMPLERS = {'reference': None, 'denoised guess clipped': X0_BOUND}
+
+
+def check(config) -> None:
+  sampler_images.check(config)
+  samplers.check_teacher(config)
+  if not config.teacher.workdir:
+    raise ConfigError('config.teacher.workdir is empty; it must name a ddpm_images run directory')
+
+
+def evaluate(config, workdir: str) -> dict:
+  network, schedule = samplers.teacher(config)
+  params = samplers.restore_teacher(config, network, sampler_images.DIM, dxmi_images.TEACHER_CONFIG)
+  recorded = dxmi_images.teacher_bar(config)  # refuses a judge other than the teacher run's
+  judge = sampler_images.Judge(config)
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)  # ddpm_images' evaluation key
+  os.makedirs(workdir, exist_ok=True)
+  results = []
+  for name, bound in SAMPLERS.items():
+    cut = samplers.cut_samplers(network, schedule, config.teacher.eval_steps, key,
+                                (config.judge.num_samples, sampler_images.DIM), bound)
+    for steps, samples in cut(params).items():
+      samples = np.asarray(samples)
+      results.append({'sampler': name, 'steps': steps, **judge.metrics(samples),
+                      'out_of_range': float(np.mean(np.abs(samples) > OUT_OF_RANGE))})
+      suffix = '' if bound is None else '_clipped'
+      sampler_images.save_grid(samples, workdir, f'teacher_{steps}_steps{suffix}.png')
+      logging.info('%s, %d steps: %s', name, steps, results[-1])
+  text = table(results, recorded, judge.test_accuracy)
+  with open(os.path.join(workdir, 'teacher_sampling.md'), 'w') as f:
+    f.write(text + '\n')
+  summary = {'recorded_bar': recorded, 'judge_test_accuracy': judge.test_accuracy, 'results': results}
+  with open(os.path.join(workdir, 'teacher_sampling.json'), 'w') as f:
+    json.dump(summary, f, indent=2)
+  return {**summary, 'table': text}
+
+
+def table(results, recorded, accuracy) -> str:
+  """The markdown table of :func:`evaluate`'s results."""
+  header = ['sampler', 'T', 'Fréchet distance', 'KID', 'class KL', f'pixels beyond ±{OUT_OF_RANGE}']
+  rows = [[r['sampler'], str(r['steps']), f'{r["frechet_distance"]:.4g}', f'{r["kid"]:.4g}',
+           f'{r["class_kl"]:.3f}', f'{r["out_of_range"]:.1%}'] for r in results]
+  return (markdown_table(header, rows) + f'\n\nThe teacher run recorded a 100-step Fréchet distance of '
+          f'{recorded:.4g}; the judge\'s test accuracy is {accuracy:.3f}.')
