@@ -145,6 +145,24 @@ def test_report_reads_iterations_to_threshold_and_judges_the_claim():
       '(its 100-step sampler measures no better)')
 
 
+def test_report_takes_one_seed_count_or_one_per_step_count():
+  from absl import flags
+  from absl.testing import flagsaver
+
+  from experiments.report import samplers as report
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()  # the defaults, as the driver's command line would give them
+  with flagsaver.flagsaver(image_num_steps=['10', '4'], image_seeds=['3', '5'], seeds=['5']):
+    _, steps, seeds, _ = report.chosen(quick=False)
+  assert steps[report.IMAGES] == [4, 10] and seeds[report.IMAGES] == {4: 5, 10: 3}
+  assert seeds[report.TOY] == {4: 5, 10: 5}
+  assert report.seed_counts(seeds[report.IMAGES]) == '5 at T = 4, 3 at T = 10'
+  assert report.seed_counts(seeds[report.TOY]) == '5'
+  for bad in (['3', '5', '2'], ['0']):
+    with flagsaver.flagsaver(image_seeds=bad), pytest.raises(ConfigError, match='image_seeds=.* is invalid'):
+      report.chosen(quick=False)
+
+
 def _image_config(config, data_dir, num_steps):
   config = _train(config, num_steps, checkpoint_every=num_steps)
   config.data.update(data_dir=data_dir, num_test=300)

@@ -1,8 +1,8 @@
 """Few-step samplers fine-tuned by DxMI with each energy loss, against the teacher they are cut from.
 
 ``python -m experiments.report.samplers [--quick] [--datasets=8gaussians,checkerboard,mnist5k]
-[--num_steps=4,10] [--image_num_steps=4] [--losses=dxmi,nce,noisier_nce] [--seeds=5]
-[--image_seeds=3]``
+[--num_steps=4,10] [--image_num_steps=4,10] [--losses=dxmi,nce,noisier_nce] [--seeds=5]
+[--image_seeds=5,3]``
 
 For each dataset the teacher DDPM is trained once (``ddpm_toy2d.py`` for 2-D densities,
 ``ddpm_images.py`` for 28x28 images), then for each ``T`` the ``T``-step sampler cut from it is
@@ -44,8 +44,9 @@ _DATASETS = flags.DEFINE_list('datasets', ['8gaussians', 'checkerboard', 'mnist5
 _NUM_STEPS = flags.DEFINE_list('num_steps', ['4', '10'], 'Sampler steps T of the 2-D runs, each >= 1.')
 _IMAGE_NUM_STEPS = flags.DEFINE_list('image_num_steps', ['4', '10'], 'Sampler steps T of the image runs.')
 _LOSSES = flags.DEFINE_list('losses', ['dxmi', 'nce', 'noisier_nce'], 'Energy losses compared.')
-_SEEDS = flags.DEFINE_integer('seeds', 5, 'Seeds per 2-D cell.')
-_IMAGE_SEEDS = flags.DEFINE_integer('image_seeds', 5, 'Seeds per image cell.')
+_SEEDS = flags.DEFINE_list('seeds', ['5'], 'Seeds per 2-D cell: one count, or one per --num_steps.')
+_IMAGE_SEEDS = flags.DEFINE_list('image_seeds', ['5'], 'Seeds per image cell: one count, or one per '
+                                 '--image_num_steps.')
 _OVERRIDES = flags.DEFINE_multi_string('override', [], 'FIELD=VALUE for every 2-D fine-tuning run.')
 _IMAGE_OVERRIDES = flags.DEFINE_multi_string('image_override', [], 'FIELD=VALUE for every image run.')
 
@@ -94,22 +95,29 @@ def kind_of(dataset: str) -> Kind:
   return IMAGES if dataset in sampler_images.DATASETS else TOY
 
 
-def chosen(quick: bool) -> tuple[list[str], dict, list[str]]:
-  """``(datasets, {kind: [T, ...]}, losses)`` from the flags."""
+def chosen(quick: bool) -> tuple[list[str], dict, dict, list[str]]:
+  """``(datasets, {kind: [T, ...]}, {kind: {T: seeds}}, losses)`` from the flags."""
   allowed = toy2d.DATASETS + sampler_images.DATASETS
   if bad := [d for d in _DATASETS.value if d not in allowed]:
     raise ConfigError(f'--datasets={",".join(bad)} is invalid; allowed values: {", ".join(allowed)}')
-  steps = {}
-  for kind, flag in ((TOY, _NUM_STEPS), (IMAGES, _IMAGE_NUM_STEPS)):
+  steps, seeds = {}, {}
+  for kind, flag, seed_flag in ((TOY, _NUM_STEPS, _SEEDS), (IMAGES, _IMAGE_NUM_STEPS, _IMAGE_SEEDS)):
     if bad := [t for t in flag.value if not t.isdigit() or int(t) < 1]:
       raise ConfigError(f'--{flag.name}={",".join(bad)} is invalid; each must be an integer >= 1')
-    steps[kind] = sorted(int(t) for t in flag.value)[:1 if quick else None]
+    counts = seed_flag.value
+    if len(counts) not in (1, len(flag.value)) or not all(c.isdigit() and int(c) >= 1 for c in counts):
+      raise ConfigError(f'--{seed_flag.name}={",".join(counts)} is invalid; give one integer >= 1, or one '
+                        f'per --{flag.name}')
+    counts = counts * len(flag.value) if len(counts) == 1 else counts
+    per_step = dict(zip(map(int, flag.value), map(int, counts)))
+    steps[kind] = sorted(per_step)[:1 if quick else None]
+    seeds[kind] = {t: 2 if quick else per_step[t] for t in steps[kind]}
   if bad := [loss for loss in _LOSSES.value if loss not in dxmi.ENERGY_LOSSES]:
     raise ConfigError(f'--losses={",".join(bad)} is invalid; allowed values: {", ".join(dxmi.ENERGY_LOSSES)}')
   datasets = list(_DATASETS.value)
   if quick:  # one dataset of each kind asked for
     datasets = [d for i, d in enumerate(datasets) if kind_of(d) not in map(kind_of, datasets[:i])]
-  return datasets, steps, list(_LOSSES.value)
+  return datasets, steps, seeds, list(_LOSSES.value)
 
 
 def train_teacher(dataset, workdir, quick) -> tuple[str, float]:
@@ -314,11 +322,11 @@ def main(argv):
   quick = driver.QUICK.value
   workdir, output = driver.paths('samplers', 'docs/samplers.md')
   try:
-    datasets, all_steps, losses = chosen(quick)
-    settings = {}  # kind: (overrides, seeds)
-    for kind, flag, seeds in ((TOY, _OVERRIDES, _SEEDS), (IMAGES, _IMAGE_OVERRIDES, _IMAGE_SEEDS)):
+    datasets, all_steps, all_seeds, losses = chosen(quick)
+    settings = {}  # kind: (overrides, {T: seeds})
+    for kind, flag in ((TOY, _OVERRIDES), (IMAGES, _IMAGE_OVERRIDES)):
       given = parse_overrides(kind.defaults(), flag.value)
-      settings[kind] = ({**given, **(kind.quick if quick else {})}, 2 if quick else seeds.value)
+      settings[kind] = ({**given, **(kind.quick if quick else {})}, all_seeds[kind])
   except ConfigError as error:
     sys.exit(f'Invalid flag: {error}')
   figures_dir = os.path.join(os.path.dirname(output) or '.', 'samplers')
@@ -338,7 +346,7 @@ def main(argv):
       if dataset in diagnoses:
         sections.append(teacher_section(dataset, diagnoses[dataset], figures_dir))
       for steps in all_steps[kind]:
-        curves, seconds = fine_tune(dataset, steps, teachers[dataset], losses, seeds,
+        curves, seconds = fine_tune(dataset, steps, teachers[dataset], losses, seeds[steps],
                                     os.path.join(workdir, dataset, f'T{steps}'), overrides)
         wall += seconds
         text, found = section(dataset, steps, curves, figures_dir)
@@ -363,6 +371,13 @@ def command_line(quick, settings) -> str:
   return command
 
 
+def seed_counts(seeds: dict) -> str:
+  """``{T: seeds}`` in words: ``5``, or ``5 at T = 4, 3 at T = 10``."""
+  if len(set(seeds.values())) <= 1:
+    return str(next(iter(seeds.values()), 0))
+  return ', '.join(f'{n} at T = {t}' for t, n in seeds.items())
+
+
 def header(command, wall, settings, quick, claims) -> str:
   summary = [[c['dataset'], str(c['steps']), c['interval'], c['verdict']] for c in claims]
   toy = {**TOY.defaults().to_dict()['data'], **{k[5:]: v for k, v in settings[TOY][0].items()
@@ -371,8 +386,9 @@ def header(command, wall, settings, quick, claims) -> str:
   return ('# DxMI few-step samplers: teacher vs DxMI\'s energy vs NCE vs N²CE\n\n'
           + ('**Quick mode: pipeline check only, the numbers mean nothing.**\n\n' if quick else '')
           + f'`{command}`: its runs took {wall / 60:.1f} min on a 2-core CPU machine, 2 runs at a time '
-          f'(finished runs are reused); {settings[TOY][1]} seeds per 2-D cell, {settings[IMAGES][1]} per '
-          'image cell. The method, its checks and how the settings were found: docs/dxmi.md.\n\n'
+          f'(finished runs are reused); {seed_counts(settings[TOY][1])} seeds per 2-D cell, '
+          f'{seed_counts(settings[IMAGES][1])} per image cell. The method, its checks and how the '
+          'settings were found: docs/dxmi.md.\n\n'
           '- **Settings**: the reference\'s CIFAR-10 setting (one time-independent network is the '
           'energy and every value, no costs in the value target, the last sigma fixed, tau1 = 0.1). '
           'Each dataset has one teacher, shared by every seed and loss; a seed fixes the energy\'s '
