@@ -94,7 +94,8 @@ def step_mean(epsilon_fn: EpsilonFn, schedule: FewStepSchedule, x: jax.Array, st
   per_step = lambda v: v[step].reshape(shape)  # noqa: E731
   eps = epsilon_fn(x, schedule.teacher_steps[step])
   if x0_bound is not None:
-    signal, noise = jnp.sqrt(per_step(schedule.alpha_cumprod)), jnp.sqrt(1 - per_step(schedule.alpha_cumprod))
+    g = per_step(schedule.alpha_cumprod)
+    signal, noise = jnp.sqrt(g), jnp.sqrt(1 - g)
     x0 = jnp.clip((x - noise * eps) / signal, -x0_bound, x0_bound)
     eps = (x - signal * x0) / noise
   return per_step(schedule.x_scale) * x + per_step(schedule.epsilon_scale) * eps

@@ -153,8 +153,8 @@ def teacher_section(dataset, found, figures_dir) -> str:
            f'`python -m experiments.main --config=experiments/configs/teacher_sampling.py '
            f'--config.data.dataset={dataset} --config.teacher.workdir=...`\n',
            diagnosis.table(found['results'], found['recorded_bar'], found['judge_test_accuracy']), '']
+  steps = max(r['steps'] for r in found['results'])
   for suffix, name in (('', 'reference'), ('_clipped', 'denoised guess clipped')):
-    steps = max(r['steps'] for r in found['results'])
     source = os.path.join(found['workdir'], f'teacher_{steps}_steps{suffix}.png')
     if os.path.exists(source):
       target = os.path.join(figures_dir, f'{dataset}_teacher_{steps}_steps{suffix}.png')

@@ -20,7 +20,7 @@ def build(config) -> Task:
   dim = sampler_images.DIM
   params = network.init(jax.random.fold_in(root, 1), np.zeros((1, dim), np.float32), np.zeros(1, np.float32))
   judge = sampler_images.Judge(config)
-  eval_key, num = jax.random.fold_in(root, 3), config.judge.num_samples
+  eval_key, num = samplers.evaluation_key(config), config.judge.num_samples
   few_step_samples = samplers.cut_samplers(network, schedule, config.teacher.eval_steps, eval_key, (num, dim))
 
   def eval_fn(params):

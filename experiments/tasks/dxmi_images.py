@@ -11,7 +11,6 @@ from the teacher run's summary: the bar of ``steps_to_tolerance``) and the data 
 import json
 import os
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -59,7 +58,7 @@ def build(config) -> Task:
   judge = sampler_images.Judge(config)
   tuned = samplers.fine_tuning(config, network, schedule, teacher_params, dim,
                                lambda key, inputs: inputs['image'], num)
-  eval_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
+  eval_key = samplers.evaluation_key(config)
   teacher_samples = np.asarray(tuned.sample(tuned.params, eval_key, num)[-1])
   x_test = jnp.asarray(judge.x_test)
   contrast = jnp.concatenate([x_test, jnp.asarray(teacher_samples[:x_test.shape[0]])])

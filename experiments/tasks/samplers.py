@@ -63,11 +63,22 @@ def cut_samplers(network, schedule, steps, key, shape, x0_bound: float | None = 
   return samples
 
 
-def check_fine_tuning(config) -> None:
-  """The fields of a DxMI fine-tuning config (``dxmi_toy2d``, ``dxmi_images``)."""
+def evaluation_key(config) -> jax.Array:
+  """The key every sampler task draws its evaluation samples from: a teacher run and the tasks
+  that read it (``dxmi_images``, ``teacher_sampling``) at the same seed see the same samples."""
+  return jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
+
+
+def check_teacher_run(config) -> None:
+  """The fields of a config that reads a finished teacher run (``config.teacher.workdir``)."""
   check_teacher(config)
   if not config.teacher.workdir:
     raise ConfigError('config.teacher.workdir is empty; it must name the teacher\'s run directory')
+
+
+def check_fine_tuning(config) -> None:
+  """The fields of a DxMI fine-tuning config (``dxmi_toy2d``, ``dxmi_images``)."""
+  check_teacher_run(config)
   number(config, 'sampler.num_steps', low=1, integer=True)
   for field in ('sampler.network_learning_rate', 'sampler.sigma_learning_rate', 'energy.learning_rate',
                 'value.learning_rate'):

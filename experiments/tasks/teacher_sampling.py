@@ -12,11 +12,9 @@ Evaluation only: restores the ``ddpm_images`` run in ``config.teacher.workdir`` 
 import json
 import os
 
-import jax
 import numpy as np
 from absl import logging
 
-from experiments.core.checks import ConfigError
 from experiments.core.tables import markdown_table
 from experiments.tasks import dxmi_images, sampler_images, samplers
 
@@ -27,9 +25,7 @@ SAMPLERS = {'reference': None, 'denoised guess clipped': X0_BOUND}
 
 def check(config) -> None:
   sampler_images.check(config)
-  samplers.check_teacher(config)
-  if not config.teacher.workdir:
-    raise ConfigError('config.teacher.workdir is empty; it must name a ddpm_images run directory')
+  samplers.check_teacher_run(config)
 
 
 def evaluate(config, workdir: str) -> dict:
@@ -37,7 +33,7 @@ def evaluate(config, workdir: str) -> dict:
   params = samplers.restore_teacher(config, network, sampler_images.DIM, dxmi_images.TEACHER_CONFIG)
   recorded = dxmi_images.teacher_bar(config)  # refuses a judge other than the teacher run's
   judge = sampler_images.Judge(config)
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)  # ddpm_images' evaluation key
+  key = samplers.evaluation_key(config)  # ddpm_images' own at the same seed
   os.makedirs(workdir, exist_ok=True)
   results = []
   for name, bound in SAMPLERS.items():
