@@ -6,8 +6,9 @@ samples ``y_j ~ q0`` (``log_ratio_noise``, shape ``[m]``), and returns
 ``(loss, diagnostics)`` with a scalar float32 loss to be *minimised* and a dict of scalar
 diagnostics. Everything is computed in log space (``softplus``, ``logsumexp``): no loss
 forms ``r = exp(s)`` or ``M * r``, so values and gradients stay finite in float32 for
-magnitudes ``M`` in ``[1, 1e12]`` and logits in ``[-1e4, 1e4]``. Low-precision logits
-(bfloat16) are accumulated in float32.
+magnitudes ``M`` in ``[1, 1e12]`` and logits in ``[-1e4, 1e4]``; past that, N^2CE takes
+``log M`` itself (any size: ``log M = 480`` for a 480-nat chasm) and its noise term continues
+linearly where NWJ's does. Low-precision logits (bfloat16) are accumulated in float32.
 """
 
 from typing import Callable, NamedTuple
@@ -31,14 +32,23 @@ def _at_least_float32(x: jax.Array) -> jax.Array:
   return x.astype(jnp.promote_types(x.dtype, jnp.float32))
 
 
+def _log_softplus(t):
+  """``log softplus(t)``, exact to float32 for every ``t`` (``t`` itself below -20, where
+  softplus would underflow; the unused branch is fed a safe value so its gradient is not NaN)."""
+  below = t < -20.0
+  return jnp.where(below, t, jnp.log(jax.nn.softplus(jnp.where(below, 0.0, t))))
+
+
 def _weighted_logistic_loss(log_ratio_data, log_ratio_noise, log_weight):
   """mean_i softplus(log w - s(x_i)) + w * mean_j softplus(s(y_j) - log w)."""
   s_data = _at_least_float32(log_ratio_data)
   s_noise = _at_least_float32(log_ratio_noise)
   log_weight = jnp.asarray(log_weight, s_data.dtype)
   data_term = jnp.mean(jax.nn.softplus(log_weight - s_data))
-  # w * softplus(s - log w) <= w * |s| + w log 2: finite for w <= 1e12, |s| <= 1e4.
-  noise_term = jnp.exp(log_weight) * jnp.mean(jax.nn.softplus(s_noise - log_weight))
+  # w * softplus(s - log w) = exp(log w + log softplus(s - log w)): below 37 nats for
+  # w <= 1e12 and |s| <= 1e4 (exact there), -> exp(s) as w -> inf, so huge w (given as log w)
+  # is NWJ's exp(s), continued linearly like NWJ's above 50 nats.
+  noise_term = jnp.mean(_guarded_exp(log_weight + _log_softplus(s_noise - log_weight)))
   diagnostics = {
       # The Bayes classifier with prior odds w says "data" where s > log w.
       'accuracy': 0.5 * (jnp.mean(s_data > log_weight) + jnp.mean(s_noise < log_weight)),
@@ -59,7 +69,7 @@ def nce_loss(log_ratio_data, log_ratio_noise, noise_ratio=1.0):
   return _weighted_logistic_loss(log_ratio_data, log_ratio_noise, jnp.log(noise_ratio))
 
 
-def noisier_nce_loss(log_ratio_data, log_ratio_noise, magnitude):
+def noisier_nce_loss(log_ratio_data, log_ratio_noise, magnitude=None, *, log_magnitude=None):
   """Noisier NCE (N^2CE, Eq. 5 of Yu et al. 2026): noise virtually magnified by ``M``.
 
   ``L_M = mean_i softplus(log M - s(x_i)) + M * mean_j softplus(s(y_j) - log M)``
@@ -67,9 +77,14 @@ def noisier_nce_loss(log_ratio_data, log_ratio_noise, magnitude):
   No extra noise is drawn: ``M`` shifts the classifier logit by ``-log M`` and weights the
   noise term by ``M``. ``M = 1`` is :func:`nce_loss`; as ``M -> inf`` the gradient tends
   to the maximum-likelihood gradient and ``L_M - log M`` to :func:`nwj_loss`.
-  ``magnitude`` may be a traced scalar (for schedules). Shapes: ``[n]``, ``[m]`` -> scalar.
+  ``magnitude`` may be a traced scalar (for schedules); give ``log_magnitude`` instead for
+  ``M`` past float32 (``M = e^480``, the order of a high-dimensional chasm).
+  Shapes: ``[n]``, ``[m]`` -> scalar.
   """
-  return _weighted_logistic_loss(log_ratio_data, log_ratio_noise, jnp.log(magnitude))
+  if (magnitude is None) == (log_magnitude is None):
+    raise ValueError('noisier_nce_loss takes one of magnitude and log_magnitude')
+  log_weight = jnp.log(magnitude) if log_magnitude is None else log_magnitude
+  return _weighted_logistic_loss(log_ratio_data, log_ratio_noise, log_weight)
 
 
 def _guarded_exp(s):
@@ -162,20 +177,26 @@ class Objective(NamedTuple):
   noise_per_data: int
 
 
-def make_objective(name: str, *, magnitude: float | Callable = 1.0, noise_ratio: int = 1,
-                   num_candidates: int = 2, l2_penalty: float = 0.0) -> Objective:
+def make_objective(name: str, *, magnitude: float | Callable = 1.0, log_magnitude: float | None = None,
+                   noise_ratio: int = 1, num_candidates: int = 2, l2_penalty: float = 0.0) -> Objective:
   """Builds the objective ``name`` (one of :data:`OBJECTIVES`).
 
   ``noise_ratio`` real noise samples are drawn per data sample (``nce`` also uses it as its
   ``nu``); ``ranking_nce`` draws ``num_candidates - 1``. ``magnitude`` is N^2CE's ``M``, or
-  a schedule ``step -> M`` (:mod:`nnce_jax.schedules`). ``l2_penalty`` adds
+  a schedule ``step -> M`` (:mod:`nnce_jax.schedules`); ``log_magnitude``, when given, is a
+  constant ``log M`` used instead (for ``M`` past 1e12). ``l2_penalty`` adds
   :func:`log_ratio_l2_penalty` with that weight to every stage.
   """
-  magnitude_at = magnitude if callable(magnitude) else (lambda step: magnitude)
+  if log_magnitude is not None:
+    log_magnitude_at = lambda step: log_magnitude  # noqa: E731
+  else:
+    log_magnitude_at = lambda step: jnp.log(magnitude(step) if callable(magnitude) else magnitude)  # noqa: E731
   if name == 'nce':
     base, noise_per_data = (lambda d, n, step: nce_loss(d, n, noise_ratio)), noise_ratio
   elif name == 'noisier_nce':
-    base, noise_per_data = (lambda d, n, step: noisier_nce_loss(d, n, magnitude_at(step))), noise_ratio
+    def base(d, n, step):
+      return noisier_nce_loss(d, n, log_magnitude=log_magnitude_at(step))
+    noise_per_data = noise_ratio
   elif name == 'nwj':
     base, noise_per_data = (lambda d, n, step: nwj_loss(d, n)), noise_ratio
   elif name == 'ranking_nce':
