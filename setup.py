@@ -17,6 +17,8 @@ setup(
         'orbax-checkpoint>=0.11',
         'ml_collections>=1.0',
         'chex>=0.1.90',
+        'blackjax>=1.2',  # HMC kernels of annealed importance sampling (nnce_jax.ais)
+        'distrax>=0.1.5',  # rational-quadratic spline marginals of the copula noise (nnce_jax.copula)
         'absl-py>=2.0',
         'tensorflow-datasets>=4.9',
         'importlib_resources>=6',  # tfds.data_source imports it lazily

@@ -78,3 +78,24 @@ class MLPRatio(nn.Module):
     energy = nn.Dense(self.num_stages, use_bias=False, name='heads')(h)
     log_normalizer = self.param('log_normalizer', nn.initializers.zeros, (self.num_stages,))
     return energy - log_normalizer
+
+
+class ResidualMLPRatio(nn.Module):
+  """``s_k(x) = head_k(h(x)) - c_k`` with ``h`` a pre-norm residual MLP: ``h <- h + W2 act(W1
+  LayerNorm(h))`` ``num_blocks`` times after an input projection to ``width``. Deep enough for
+  784-D images, and the skips keep the log ratio near 0 at initialisation (zero-initialised W2)."""
+  width: int = 512
+  num_blocks: int = 2
+  num_stages: int = 1
+  activation: Callable[[jax.Array], jax.Array] = nn.gelu
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    h = nn.Dense(self.width, name='embed')(x)
+    for i in range(self.num_blocks):
+      r = self.activation(nn.Dense(self.width, name=f'block{i}_in')(nn.LayerNorm(name=f'block{i}_norm')(h)))
+      h = h + nn.Dense(self.width, kernel_init=nn.initializers.zeros, name=f'block{i}_out')(r)
+    h = self.activation(nn.LayerNorm(name='final_norm')(h))
+    energy = nn.Dense(self.num_stages, use_bias=False, name='heads')(h)
+    log_normalizer = self.param('log_normalizer', nn.initializers.zeros, (self.num_stages,))
+    return energy - log_normalizer

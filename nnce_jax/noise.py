@@ -102,3 +102,18 @@ def linear_mixing_waymark(x_data, x_noise, mixing):
   paired ``[n, d]``; ``mixing`` a scalar ``a_k`` in ``[0, 1]``.
   """
   return jnp.sqrt(1.0 - jnp.square(mixing)) * x_data + mixing * x_noise
+
+
+def fit_gaussian(x: jax.Array, ridge: float = 0.0) -> Gaussian:
+  """The maximum-likelihood full-covariance Gaussian of samples ``x [n, d]`` (covariance with
+  ``1/n``), plus ``ridge * mean variance`` on the diagonal where the sample is degenerate."""
+  x = jnp.asarray(x, jnp.float32)
+  mean = jnp.mean(x, axis=0)
+  centred = x - mean
+  covariance = centred.T @ centred / x.shape[0]
+  covariance = covariance + ridge * jnp.mean(jnp.diag(covariance)) * jnp.eye(x.shape[1])
+  scale_tril = jnp.linalg.cholesky(covariance)
+  if not bool(jnp.all(jnp.isfinite(scale_tril))):
+    raise ValueError(f'the covariance of {x.shape[0]} samples in {x.shape[1]} dimensions is not positive '
+                     'definite: pass ridge > 0 (e.g. 1e-6) or more samples')
+  return Gaussian(mean, scale_tril)

