@@ -97,7 +97,9 @@ BAD = [
     ('train.on_nonfinite', 'ignore', 'config.train.on_nonfinite=.*allowed values: stop, skip'),
     ('parallel.backend', 'xmap', 'config.parallel.backend=.*allowed values: shard_map, pmap'),
     ('optimizer.learning_rate', float('nan'), 'config.optimizer.learning_rate=nan'),
-    ('model.name', 'resnet', 'config.model.name=.*allowed values: gaussian, mlp'),
+    ('model.name', 'resnet', 'config.model.name=.*allowed values: gaussian, mlp, resmlp'),
+    ('objective.log_magnitude', -1.0,
+     r'config.objective.log_magnitude=-1.0 is invalid; it must be a number in \[0'),
     ('data.sigma', 0.0, 'config.data.sigma=0.0'),
     ('likelihood.num_chains', 5000,
      r'config.likelihood.num_chains=5000 is invalid; it must be an integer in \[1, 1000\]'),
@@ -125,7 +127,8 @@ def test_unknown_task_lists_the_task_modules():
   config.task = 'density_chasms'
   with pytest.raises(ConfigError, match="config.task='density_chasms' is invalid; allowed values: "
                      'amortiser_check, ddpm_images, ddpm_toy2d, density_chasm, dxmi_images, dxmi_toy2d, '
-                     'gaussian, gradient_alignment, latent_images, log_z_estimators, mutual_information, '
+                     'gaussian, gradient_alignment, image_density, latent_images, log_z_estimators, '
+                     'mutual_information, '
                      'teacher_sampling, toy_densities'):
     check_config(config, num_devices=4)
 

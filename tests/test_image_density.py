@@ -133,6 +133,34 @@ def test_noisier_nce_given_log_m_matches_m_and_tends_to_nwj_past_float32():
     objectives.noisier_nce_loss(s_data, s_noise, 10.0, log_magnitude=2.0)
 
 
+@pytest.mark.parametrize('field, value, message', [
+    ('noise.name', 'flow', 'config.noise.name=.*allowed values: gaussian, copula'),
+    ('model.name', 'gaussian', 'config.model.name=.*allowed values: resmlp, mlp'),
+    ('model.num_blocks', 0, r'config.model.num_blocks=0 is invalid; it must be an integer in \[1, inf\)'),
+    ('ais.num_chains', 7000, 'config.ais.num_chains=7000 is invalid; reverse chains start at validation'),
+    ('ais.step_size', 0.0, r'config.ais.step_size=0.0 is invalid; it must be a number in \(0'),
+])
+def test_bad_image_density_config_names_the_field(field, value, message):
+  from experiments.configs import image_density
+  from experiments.core.checks import ConfigError
+  from experiments.run.training import check_config
+  config = image_density.get_config()
+  section, name = field.split('.')
+  config[section][name] = value
+  with pytest.raises(ConfigError, match=message):
+    check_config(config, num_devices=4)
+
+
+def test_log_magnitude_with_a_schedule_is_refused():
+  from experiments.configs import image_density
+  from experiments.core.checks import ConfigError
+  from experiments.run.training import check_config
+  config = image_density.get_config()
+  config.objective.update(log_magnitude=500.0, magnitude_schedule='cosine')
+  with pytest.raises(ConfigError, match='log_magnitude=500.0 is invalid with objective.magnitude_schedule'):
+    check_config(config, num_devices=4)
+
+
 def _write_idx(path, array):
   header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, '>i4').tobytes()
   with gzip.open(path, 'wb') as f:
@@ -166,3 +194,35 @@ def test_image_density_runs_end_to_end_on_small_generated_images(tmp_path, monke
   assert (tmp_path / 'run' / 'samples.png').exists()
   written = json.load(open(tmp_path / 'run' / 'summary.json'))
   assert written['density']['bits_per_dim'] == density['bits_per_dim']
+
+
+def _cell(bits, wall=100.0, bracket=0.001):
+  density = dict(bits_per_dim=0.0, bits_per_dim_se=0.001, bits_per_dim_reverse=0.0, bits_per_dim_bridge=0.0,
+                 noise_bits_per_dim=4.2, noise_bits_per_dim_se=0.01, bracket_bits_per_dim=bracket,
+                 ais_effective_sample_size=40.0, ais_chains=64, accuracy=0.9, evaluation_wall_s=10.0,
+                 log_ratio_test={'mean': 8.0, 'min': -5.0, 'max': 30.0, 'std': 3.0},
+                 log_ratio_noise_mean=-7.0,
+                 log_magnitude=0.0, noise_above_log_magnitude=0.01, ais_acceptance=0.65,
+                 log_z={'ais': 0.1, 'reverse_ais': 0.2, 'bridge': 0.15},
+                 log_z_se={'ais': 0.1, 'reverse_ais': 0.1, 'bridge': 0.1})
+  return {'runs': [{'density': {**density, 'bits_per_dim': b, 'bits_per_dim_reverse': b + bracket},
+                    'wall_time_s': wall + 10.0} for b in bits], 'wall_s': 3 * wall}
+
+
+def test_image_density_verdicts_follow_the_paired_intervals():
+  from experiments.report import image_density as report
+  from experiments.report.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
+  key = lambda v: ('fashion_mnist', 'gaussian', v)  # noqa: E731
+  cells = {key('nce'): _cell([4.10, 4.12, 4.11]),
+           key('noisier_nce'): _cell([4.05, 4.08, 4.06], wall=90.0),
+           key('tre'): _cell([4.00, 4.03, 4.02], wall=400.0),
+           key('noisier_tre'): _cell([4.01, 4.02, 4.04], wall=400.0, bracket=0.05)}
+  found = {v.claim[:3]: v for v in report.verdicts(cells)}
+  assert found['(a)'].verdict == REPRODUCED  # N²CE lower on every seed, by ~0.05
+  assert found['(b)'].verdict == INCONCLUSIVE  # +0.007 [-0.03, 0.04]
+  assert found['(c)'].verdict == REPRODUCED and found['(c)'].numbers['cost'] == pytest.approx(0.225)
+  assert found['(d)'].verdict == INCONCLUSIVE  # no copula or flow runs
+  cells[key('noisier_nce')] = _cell([4.15, 4.16, 4.17], wall=90.0)
+  assert {v.claim[:3]: v for v in report.verdicts(cells)}['(a)'].verdict == NOT_REPRODUCED
+  text = report.render(cells, quick=False, total_s=600.0, figures='image_density')
+  assert '(bracket > 0.02)' in text and 'q0 alone: **4.2000**' in text and 'All runs: 10 min' in text

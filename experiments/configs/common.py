@@ -13,14 +13,17 @@ def base_config() -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict()  # task-specific
 
   config.model = ml_collections.ConfigDict()
-  config.model.name = 'gaussian'   # gaussian (exponential family) | mlp
+  config.model.name = 'gaussian'   # gaussian (exponential family) | mlp | resmlp (pre-norm residual MLP)
   config.model.hidden = (128, 128)  # mlp only
+  config.model.width = 512          # resmlp only: the residual stream's width
+  config.model.num_blocks = 2       # resmlp only: residual blocks >= 1
 
   config.objective = ml_collections.ConfigDict()
   config.objective.name = 'noisier_nce'  # nce | noisier_nce | nwj | ranking_nce
   config.objective.magnitude = 100.0     # N^2CE's M in (0, 1e12] (noisier_nce only); the initial M of a decay
   config.objective.magnitude_schedule = 'constant'  # constant | linear | cosine | exponential (in log M)
   config.objective.final_magnitude = 1.0  # in (0, 1e12]: M at train.num_steps for the decays
+  config.objective.log_magnitude = 0.0   # >= 0; > 0: N^2CE's constant log M replacing magnitude (M > 1e12)
   config.objective.noise_ratio = 1       # real noise samples per data sample >= 1 (nce's nu)
   config.objective.num_candidates = 16   # ranking_nce's N >= 2 (one data + N-1 noise)
   config.objective.num_stages = 1        # telescoping waymark stages K >= 1

@@ -9,7 +9,7 @@ from nnce_jax.objectives import OBJECTIVES
 from nnce_jax.parallel import BACKENDS
 from nnce_jax.schedules import SCHEDULES
 
-MODELS = ('gaussian', 'mlp')
+MODELS = ('gaussian', 'mlp', 'resmlp')
 OPTIMIZERS = ('adam', 'sgd')
 LEARNING_RATE_SCHEDULES = ('constant', 'cosine')
 MAX_MAGNITUDE = 1e12
@@ -127,6 +127,11 @@ def check_common(config, num_devices: int, num_processes: int = 1) -> None:
   number(config, 'objective.magnitude', low=0, low_open=True, high=MAX_MAGNITUDE)
   one_of(config, 'objective.magnitude_schedule', SCHEDULES)
   number(config, 'objective.final_magnitude', low=0, low_open=True, high=MAX_MAGNITUDE)
+  number(config, 'objective.log_magnitude', low=0)
+  if config.objective.log_magnitude and config.objective.magnitude_schedule != 'constant':
+    raise ConfigError(f'config.objective.log_magnitude={config.objective.log_magnitude!r} is invalid with '
+                      f'objective.magnitude_schedule={config.objective.magnitude_schedule!r}; allowed: 0 '
+                      '(a schedule of M), or a constant log M with the constant schedule')
   number(config, 'objective.noise_ratio', low=1, integer=True)
   number(config, 'objective.num_candidates', low=2, integer=True)
   number(config, 'objective.num_stages', low=1, integer=True)
@@ -135,6 +140,9 @@ def check_common(config, num_devices: int, num_processes: int = 1) -> None:
   one_of(config, 'model.name', MODELS)
   if config.model.name == 'mlp':
     widths(config, 'model.hidden')
+  if config.model.name == 'resmlp':
+    number(config, 'model.width', low=1, integer=True)
+    number(config, 'model.num_blocks', low=1, integer=True)
 
   one_of(config, 'optimizer.name', OPTIMIZERS)
   number(config, 'optimizer.learning_rate', low=0, low_open=True)

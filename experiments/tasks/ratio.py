@@ -11,6 +11,8 @@ def make_model(config, base) -> nn.Module:
   k = config.objective.num_stages
   if config.model.name == 'gaussian':
     return models.GaussianRatio(base=base, num_stages=k)
+  if config.model.name == 'resmlp':
+    return models.ResidualMLPRatio(width=config.model.width, num_blocks=config.model.num_blocks, num_stages=k)
   return models.MLPRatio(hidden=tuple(config.model.hidden), num_stages=k)
 
 
@@ -18,7 +20,8 @@ def make_objective(config) -> objectives.Objective:
   o = config.objective
   magnitude = schedules.magnitude_schedule(o.magnitude_schedule, o.magnitude, o.final_magnitude,
                                            config.train.num_steps)
-  return objectives.make_objective(o.name, magnitude=magnitude, noise_ratio=o.noise_ratio,
+  return objectives.make_objective(o.name, magnitude=magnitude, log_magnitude=o.log_magnitude or None,
+                                   noise_ratio=o.noise_ratio,
                                    num_candidates=o.num_candidates, l2_penalty=o.l2_penalty)
 
 

@@ -1,0 +1,261 @@
+"""Energy-based density models of 28×28 images in bits/dim: N²CE against NCE, TRE and NWJ.
+
+``python -m experiments.report.image_density [--quick] [--seeds=3] [--extras=...]``
+
+The headline cells (Fashion-MNIST, Gaussian noise: NCE, N²CE M = 100, TRE K = 5 and N²CE inside
+the same telescoping, ``--seeds`` each) and then ``--extras`` (one seed each: the other
+objectives, the copula noise, mnist5k) are ordinary runs of ``experiments/configs/image_density.py``
+(finished runs are reused; a broken one resumes). Writes ``docs/image_density.md``: test bits/dim
+with the AIS / reverse-AIS bracket and ESS of every cell, the paired comparisons and the claims'
+verdicts, wall times, the held-out curves and each model's samples.
+"""
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+from absl import app, flags
+
+from experiments.configs import image_density
+from experiments.core import plotting
+from experiments.core.checks import ConfigError, parse_overrides, set_fields
+from experiments.core.metrics import read_metrics
+from experiments.core.tables import markdown_table, mean_std
+from experiments.report import driver, statistics
+from experiments.report.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Verdict
+from experiments.report.render import claims_table
+from experiments.sweep import Subprocesses, run_sweep
+
+CONFIG = 'experiments/configs/image_density.py'
+# name: (label, config fields). Every variant trains the same network, steps and batches.
+VARIANTS = {
+    'nce': ('NCE', {'objective.name': 'nce', 'objective.num_stages': 1}),
+    'noisier_nce': ('N²CE, M = 100', {'objective.name': 'noisier_nce', 'objective.magnitude': 100.0,
+                                      'objective.num_stages': 1}),
+    'tre': ('TRE: NCE, K = 5', {'objective.name': 'nce', 'objective.num_stages': 5}),
+    'noisier_tre': ('N²CE in TRE, M = 100, K = 5', {'objective.name': 'noisier_nce',
+                                                    'objective.magnitude': 100.0, 'objective.num_stages': 5}),
+    'noisier_nce_m1e4': ('N²CE, M = 10⁴', {'objective.name': 'noisier_nce', 'objective.magnitude': 1e4,
+                                          'objective.num_stages': 1}),
+    'noisier_nce_chasm': ('N²CE, log M = 500', {'objective.name': 'noisier_nce',
+                                                'objective.log_magnitude': 500.0, 'objective.num_stages': 1}),
+    'nwj': ('NWJ', {'objective.name': 'nwj', 'objective.num_stages': 1}),
+    'ranking_nce': ('ranking NCE, N = 8', {'objective.name': 'ranking_nce', 'objective.num_candidates': 8,
+                                           'objective.num_stages': 1}),
+}
+HEADLINE = ('fashion_mnist', 'gaussian', ('nce', 'noisier_nce', 'tre', 'noisier_tre'))
+DEFAULT_EXTRAS = ('fashion_mnist:gaussian:noisier_nce_m1e4', 'fashion_mnist:gaussian:noisier_nce_chasm',
+                  'fashion_mnist:gaussian:nwj', 'fashion_mnist:gaussian:ranking_nce',
+                  'fashion_mnist:copula:nce', 'fashion_mnist:copula:noisier_nce',
+                  'mnist5k:gaussian:nce', 'mnist5k:gaussian:noisier_nce')
+DATASET_FIELDS = {'fashion_mnist': {'data.dataset': 'fashion_mnist', 'data.num_validation': 6000},
+                  'mnist5k': {'data.dataset': 'mnist5k', 'data.num_validation': 500, 'data.num_test': 1000}}
+NAMES = {'fashion_mnist': 'Fashion-MNIST', 'mnist5k': 'mnist5k', 'gaussian': 'full-covariance Gaussian',
+         'copula': 'Gaussian copula'}
+QUICK = {'train.num_steps': 20, 'train.steps_per_dispatch': 10, 'train.sync_every': 10, 'train.log_every': 10,
+         'train.eval_every': 10, 'train.checkpoint_every': 20, 'model.width': 32, 'model.num_blocks': 1,
+         'ais.num_chains': 8, 'ais.num_temperatures': 10, 'ais.num_bridge_samples': 200,
+         'noise.copula_steps': 20, 'data.num_test': 200, 'data.num_validation': 200}
+# MNIST (60k) bits/dim from TRE (Rhodes et al. 2020) and DRE-∞ (Choi et al. 2022): not ours, another
+# dataset. 'about' marks a number recalled, not read off the papers' tables.
+PUBLISHED_MNIST = [
+    ['full-covariance Gaussian', '2.01', 'about 1.96', 'about 1.39', 'about 1.33'],
+    ['Gaussian copula', 'about 1.40', 'about 1.33', 'about 1.24', 'about 1.21'],
+    ['RQ-NSF flow', '1.12', 'about 1.09', '1.09', 'about 1.09'],
+]
+BRACKET_LIMIT = 0.02  # bits/dim: a wider AIS bracket is flagged in the table
+
+_SEEDS = flags.DEFINE_integer('seeds', 3, 'Seeds of each headline cell.')
+_EXTRAS = flags.DEFINE_list('extras', list(DEFAULT_EXTRAS), 'dataset:noise:variant cells run at one seed '
+                            f'after the headline; variants: {", ".join(VARIANTS)}.')
+_OVERRIDES = flags.DEFINE_multi_string('override', [], 'FIELD=VALUE for every run.')
+
+
+def parse_extra(item: str) -> tuple[str, str, str]:
+  parts = item.split(':')
+  if (len(parts) != 3 or parts[0] not in DATASET_FIELDS or parts[1] not in ('gaussian', 'copula')
+      or parts[2] not in VARIANTS):
+    raise ConfigError(f'--extras item {item!r} is invalid; expected dataset:noise:variant with dataset in '
+                      f'{", ".join(DATASET_FIELDS)}, noise in gaussian, copula, variant in '
+                      f'{", ".join(VARIANTS)}')
+  return parts[0], parts[1], parts[2]
+
+
+def run_cell(dataset, noise, variant, seeds, workdir, overrides) -> dict:
+  """Runs (or reuses) one cell over ``seeds`` seeds; returns its summaries and wall time."""
+  fields = {**DATASET_FIELDS[dataset], 'noise.name': noise, **VARIANTS[variant][1], **overrides}
+  result = run_sweep(set_fields(image_density.get_config(), fields), {}, seeds=seeds,
+                     workdir=os.path.join(workdir, dataset, noise, variant),
+                     executor=Subprocesses(CONFIG, fields, 1))
+  return {'runs': [r.summary for r in result.runs], 'wall_s': result.wall_s}
+
+
+def density_of(cell, key) -> np.ndarray:
+  return np.array([r['density'][key] for r in cell['runs']], float)
+
+
+def train_wall(cell) -> float:
+  """Mean seconds of training per run (the run's wall time less the final evaluation)."""
+  return float(np.mean([r['wall_time_s'] - r['density']['evaluation_wall_s'] for r in cell['runs']]))
+
+
+def cell_row(label, cell) -> list[str]:
+  bits = density_of(cell, 'bits_per_dim')
+  bracket = density_of(cell, 'bracket_bits_per_dim')
+  flag = ' (bracket > 0.02)' if np.any(np.abs(bracket) > BRACKET_LIMIT) else ''
+  flag += ' (brackets cross)' if np.any(bracket < 0) else ''
+  ess = density_of(cell, 'ais_effective_sample_size')
+  chains = cell['runs'][0]['density']['ais_chains']
+  return [label, mean_std(list(bits)) + flag, mean_std(list(density_of(cell, 'bits_per_dim_reverse'))),
+          mean_std(list(density_of(cell, 'bits_per_dim_bridge'))),
+          f'{np.mean(bracket):+.4f}', f'{np.mean(ess):.1f} / {chains}',
+          f'{np.mean(density_of(cell, "noise_bits_per_dim")) - np.mean(bits):+.4f}',
+          f'{np.mean(density_of(cell, "accuracy")):.3f}', f'{train_wall(cell):.0f}']
+
+
+def diagnostics_row(label, cell) -> list[str]:
+  d = cell['runs'][0]['density']
+  r = d['log_ratio_test']
+  return [label, f'{r["mean"]:.1f}', f'[{r["min"]:.0f}, {r["max"]:.0f}]', f'{d["log_ratio_noise_mean"]:.1f}',
+          f'{d["log_magnitude"]:.2f}', f'{d["noise_above_log_magnitude"]:.4f}',
+          f'{d["log_z"]["ais"]:.1f} ± {d["log_z_se"]["ais"]:.1f}', f'{d["log_z"]["reverse_ais"]:.1f}',
+          f'{d["log_z"]["bridge"]:.1f}', f'{d["ais_acceptance"]:.2f}']
+
+
+def compare(a, b, label_a, label_b) -> tuple[statistics.Interval, str]:
+  """Paired bits/dim difference ``a - b`` over the seeds they share (negative: a is better)."""
+  x, y = density_of(a, 'bits_per_dim'), density_of(b, 'bits_per_dim')
+  n = min(len(x), len(y))
+  gap = statistics.paired(x[:n], y[:n])
+  return gap, f'{label_a} − {label_b}: {gap} bits/dim'
+
+
+def verdicts(cells: dict) -> list[Verdict]:
+  """The four claims of the benchmark, each judged by paired intervals over the headline seeds."""
+  head = {v: cells.get(('fashion_mnist', 'gaussian', v)) for v in HEADLINE[2]}
+  out = []
+
+  def judged(claim, test, a, b, la, lb):
+    if head[a] is None or head[b] is None:
+      return Verdict(claim, INCONCLUSIVE, test, {}, 'not run')
+    gap, text = compare(head[a], head[b], la, lb)
+    decision = INCONCLUSIVE if gap.sign == 0 else REPRODUCED if gap.sign < 0 else NOT_REPRODUCED
+    if math.isnan(gap.low):
+      decision, text = INCONCLUSIVE, text + ' (one seed: no interval)'
+    return Verdict(claim, decision, test, {'mean': gap.mean, 'low': gap.low, 'high': gap.high}, text)
+
+  out.append(judged('(a) N²CE beats NCE in bits/dim with Gaussian noise (Fashion-MNIST)',
+                    'paired 95% t interval of N²CE (M = 100) − NCE below 0', 'noisier_nce', 'nce',
+                    'N²CE', 'NCE'))
+  out.append(judged('(b) N²CE inside telescoping beats TRE (NCE in the same K = 5 waymarks)',
+                    'paired 95% t interval of N²CE-in-TRE − TRE below 0', 'noisier_tre', 'tre',
+                    'N²CE in TRE', 'TRE'))
+  if head['noisier_nce'] is not None and head['tre'] is not None:
+    gap, text = compare(head['noisier_nce'], head['tre'], 'N²CE', 'TRE')
+    cost = train_wall(head['noisier_nce']) / train_wall(head['tre'])
+    within = not math.isnan(gap.high) and gap.high < 0.1
+    outside = not math.isnan(gap.low) and gap.low > 0.1
+    decision = (REPRODUCED if within and cost <= 1 / 3 else NOT_REPRODUCED if outside or cost > 1 / 3
+                else INCONCLUSIVE)
+    out.append(Verdict('(c) one N²CE ratio comes within 0.1 bits/dim of TRE (K = 5) at a third of its wall '
+                       'time or less', decision,
+                       'upper end of the paired interval of N²CE − TRE below 0.1, and the training time '
+                       'ratio at most 1/3', {'mean': gap.mean, 'cost': cost},
+                       f'{text}; training time {cost:.2f} of TRE\'s'))
+  gains = {}
+  for noise in ('gaussian', 'copula'):
+    n2, nce = cells.get(('fashion_mnist', noise, 'noisier_nce')), cells.get(('fashion_mnist', noise, 'nce'))
+    if n2 is not None and nce is not None:
+      gains[noise] = float(density_of(nce, 'bits_per_dim')[0] - density_of(n2, 'bits_per_dim')[0])
+  text = ', '.join(f'{NAMES[k]}: {v:+.4f}' for k, v in gains.items()) or 'not run'
+  out.append(Verdict('(d) the gain of N²CE over NCE shrinks as the noise gets closer to the data '
+                     '(Gaussian → copula → flow)', INCONCLUSIVE,
+                     'seed-0 gains (NCE − N²CE bits/dim) by noise; no flow noise is built yet', gains,
+                     text + '; one seed per noise and no flow: not a test'))
+  return out
+
+
+def curves_figure(cells: dict, path: str) -> str:
+  """Held-out E[s] on validation images and the bits/dim proxy against steps, seed 0 of each cell."""
+  figure, axes = plotting.panels(2, columns=2)
+  for (dataset, noise, variant), cell in cells.items():
+    if dataset != 'fashion_mnist' or noise != 'gaussian':
+      continue
+    evals = [r for r in read_metrics(cell['runs'][0]['run_dir']) if 'eval_validation_log_ratio' in r]
+    steps = [r['step'] for r in evals]
+    axes[0].plot(steps, [r['eval_validation_log_ratio'] for r in evals], label=VARIANTS[variant][0])
+    axes[1].plot(steps, [r['eval_bits_per_dim_proxy'] for r in evals], label=VARIANTS[variant][0])
+  plotting.label(axes[0], 'step', 'held-out E[s] (nats)', title='Fashion-MNIST, Gaussian noise, seed 0')
+  plotting.label(axes[1], 'step', 'bits/dim proxy (log Z by IS)')
+  return plotting.save(figure, path, legend_axes=axes[0])
+
+
+def render(cells: dict, quick: bool, total_s: float, figures: str) -> str:
+  lines = ['# Energy-based models of 28×28 images in bits/dim: N²CE against NCE, TRE and NWJ', '',
+           'Generated by `python -m experiments.report.image_density' + (' --quick' if quick else '') + '`.'
+           + (' **Quick mode: tiny networks and runs; the numbers mean nothing.**' if quick else ''), '']
+  header = ['objective', 'bits/dim (AIS)', 'reverse AIS', 'bridge', 'bracket (bits/dim)', 'AIS ESS',
+            'gain over q0', 'accuracy', 'train s']
+  groups = {}
+  for key in cells:
+    groups.setdefault(key[:2], []).append(key)
+  for (dataset, noise), keys in groups.items():
+    first = cells[keys[0]]['runs'][0]['density']
+    seeds = len(cells[keys[0]]['runs'])
+    lines += [f'## {NAMES[dataset]}, {NAMES[noise]} noise', '',
+              f'q0 alone: **{first["noise_bits_per_dim"]:.4f}** ± {first["noise_bits_per_dim_se"]:.4f} '
+              f'(standard error over test images). Cells: mean ± std over seeds ({seeds} in the first row\'s '
+              'cell; see each run directory).', '',
+              markdown_table(header, [cell_row(VARIANTS[k[2]][0], cells[k]) for k in keys]), '',
+              markdown_table(['objective (seed 0)', 'test E[s]', 'test s range', 'noise E[s]', 'log M',
+                              'noise s > log M', 'log Z AIS', 'reverse', 'bridge', 'HMC accept.'],
+                             [diagnostics_row(VARIANTS[k[2]][0], cells[k]) for k in keys]), '']
+  lines += ['## Verdicts', '', claims_table(verdicts(cells)), '',
+            '## Published MNIST (60k) bits/dim, not ours', '',
+            markdown_table(['noise q0', 'q0 alone', 'single ratio (NCE)', 'TRE', 'DRE-∞'], PUBLISHED_MNIST),
+            '',
+            f'![held-out curves]({figures}/curves.png)', '',
+            f'All runs: {total_s / 60:.0f} min on this machine.']
+  return '\n'.join(lines) + '\n'
+
+
+def main(argv):
+  del argv
+  quick = driver.QUICK.value
+  workdir, output = driver.paths('image_density', 'docs/image_density.md')
+  try:
+    overrides = parse_overrides(image_density.get_config(), _OVERRIDES.value)
+    extras = [parse_extra(item) for item in _EXTRAS.value]
+  except ConfigError as error:
+    sys.exit(str(error))
+  if quick:
+    overrides = {**QUICK, **overrides}
+  started = time.perf_counter()
+  cells = {}
+  plan = [(HEADLINE[0], HEADLINE[1], v, 1 if quick else _SEEDS.value) for v in HEADLINE[2]]
+  plan += [(d, n, v, 1) for d, n, v in extras]
+  for dataset, noise, variant, seeds in plan:
+    try:
+      cells[(dataset, noise, variant)] = run_cell(dataset, noise, variant, seeds, workdir, overrides)
+    except FileNotFoundError as error:
+      sys.exit(f'Missing input: {error}')
+  figures = os.path.join(os.path.dirname(output), 'image_density')
+  os.makedirs(figures, exist_ok=True)
+  curves_figure(cells, os.path.join(figures, 'curves.png'))
+  for (dataset, noise, variant), cell in cells.items():
+    shutil.copy(os.path.join(cell['runs'][0]['run_dir'], 'samples.png'),
+                os.path.join(figures, f'samples_{dataset}_{noise}_{variant}.png'))
+  total = sum(c['wall_s'] for c in cells.values())
+  with open(output, 'w') as f:
+    f.write(render(cells, quick, total, os.path.relpath(figures, os.path.dirname(output))))
+  with open(os.path.join(workdir, 'verdicts.json'), 'w') as f:
+    json.dump([v.__dict__ for v in verdicts(cells)], f, indent=2, default=float)
+  print(f'wrote {output} ({(time.perf_counter() - started) / 60:.1f} min)')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,229 @@
+"""Energy-based models of 28×28 images judged in bits/dim (TRE's and DRE-∞'s MNIST benchmark).
+
+``p(y) = q0(y) exp(s(y)) / Z`` in the logit space of dequantised pixels
+(:mod:`nnce_jax.bits_per_dim`): ``q0`` (``noise.name``) is fitted to the training split by
+maximum likelihood and frozen; ``s`` is trained by ``objective`` against it (``num_stages =
+K > 1``: TRE's linear-mixing waymarks, each stage its own head); after training, ``log Z`` is
+estimated by annealed importance sampling from ``q0`` (a stochastic lower bound) and by its
+reverse from validation images (an upper bound when they are samples of the model), with the
+optimal-bridge estimate beside them, and the test bits/dim is reported with each.
+
+Each training batch is drawn on the host (``batches_for``: training images chosen and
+dequantised by a generator keyed by the seed and the step, so a resumed run reads the same
+batches); the noise is drawn under ``jit`` (``sample_batch``). During training the evaluation
+records held-out ``E[s]`` on validation images and on noise, the classifier's accuracy and a
+cheap bits/dim proxy (``log Z`` by importance sampling over fixed noise draws: optimistic).
+"""
+
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from experiments.core import plotting
+from experiments.core.checks import ConfigError, number, one_of
+from experiments.core.task import Task
+from experiments.tasks import ratio
+from nnce_jax import ais, copula, normalizers
+from nnce_jax import bits_per_dim as bpd
+from nnce_jax import noise as noise_lib
+from nnce_jax.data import builders
+
+DATASETS = ('fashion_mnist', 'mnist5k')
+NOISES = ('gaussian', 'copula')
+IMAGE_MODELS = ('resmlp', 'mlp')
+NUM_EVAL = 2000  # validation images and noise draws in each training-time evaluation
+NUM_SAMPLES_SHOWN = 32
+
+
+def check(config) -> None:
+  one_of(config, 'data.dataset', DATASETS)
+  number(config, 'data.num_validation', low=1, integer=True)
+  one_of(config, 'noise.name', NOISES)
+  number(config, 'noise.copula_bins', low=2, integer=True)
+  number(config, 'noise.copula_steps', low=1, integer=True)
+  one_of(config, 'model.name', IMAGE_MODELS)
+  number(config, 'ais.num_chains', low=2, integer=True)
+  number(config, 'ais.num_temperatures', low=1, integer=True)
+  number(config, 'ais.num_leapfrog', low=1, integer=True)
+  number(config, 'ais.step_size', low=0, low_open=True)
+  number(config, 'ais.num_bridge_samples', low=2, integer=True)
+  if config.ais.num_chains > config.data.num_validation:
+    raise ConfigError(f'config.ais.num_chains={config.ais.num_chains} is invalid; reverse chains start at '
+                      f'validation images: it must be <= data.num_validation={config.data.num_validation}')
+
+
+def pixel_splits(config) -> dict[str, np.ndarray]:
+  """``{'train', 'validation', 'test'}: uint8 pixels [n, 784]``; the validation images are a fixed
+  random ``data.num_validation`` of the training split (the same for every seed)."""
+  fashion = config.data.dataset == 'fashion_mnist'
+  arrays = builders.fashion_mnist_arrays() if fashion else builders.mnist5k_arrays()
+  train, test = (arrays[split][0].reshape(len(arrays[split][0]), -1) for split in ('train', 'test'))
+  if config.data.num_validation >= len(train):
+    raise ConfigError(f'config.data.num_validation={config.data.num_validation} is invalid; the training '
+                      f'split of {config.data.dataset} has {len(train)} images')
+  order = np.random.default_rng(0).permutation(len(train))
+  held_out = order[:config.data.num_validation]
+  return {'train': train[np.sort(order[config.data.num_validation:])],
+          'validation': train[np.sort(held_out)], 'test': test[:config.data.num_test]}
+
+
+def dequantized(pixels: np.ndarray, seed) -> np.ndarray:
+  """``(p + u) / 256`` with ``u`` from a generator keyed by ``seed`` (an int or a list)."""
+  return (pixels + np.random.default_rng(seed).random(pixels.shape, np.float32)) / np.float32(256.0)
+
+
+def fit_noise(config, y_train: jax.Array):
+  """``q0`` by maximum likelihood on the training split (logit space); raises a one-line
+  ValueError when the fit is degenerate."""
+  if config.noise.name == 'gaussian':
+    return noise_lib.fit_gaussian(y_train, ridge=1e-6)
+  fitted, losses = copula.fit_gaussian_copula(jax.random.PRNGKey(0), y_train,
+                                              num_bins=config.noise.copula_bins,
+                                              num_steps=config.noise.copula_steps)
+  if not np.isfinite(float(losses[-1])):
+    raise ValueError(f'the copula marginals did not fit (loss {float(losses[-1])}): lower noise.copula_bins')
+  logging.info('copula marginals: per-dimension NLL %.4f -> %.4f', float(losses[0]), float(losses[-1]))
+  return fitted
+
+
+def whitened(base, log_ratio, key):
+  """AIS's coordinates: ``(base_w, log_ratio_w, to_y, preconditioner)``. For the Gaussian
+  ``q0 = N(m, L L^T)`` the chains run in ``w = L^-1 (y - m)`` against ``N(0, I)`` (the same Z,
+  and HMC sees ``q0`` isotropic: 3x cheaper than a triangular solve per gradient); for other
+  noises they run in ``y`` preconditioned by the Cholesky factor of 20,000 draws' covariance."""
+  if isinstance(base, noise_lib.Gaussian):
+    to_y = lambda w: w @ base.scale_tril.T + base.mean  # noqa: E731
+    return noise_lib.isotropic_gaussian(base.dim), lambda w: log_ratio(to_y(w)), to_y, None
+  covariance = jnp.cov(base.sample(key, (20000,)).T)
+  return base, log_ratio, lambda y: y, jnp.linalg.cholesky(covariance)
+
+
+def build(config) -> Task:
+  splits = pixel_splits(config)
+  x_fit = dequantized(splits['train'], [0, 0])  # one dequantisation: q0 is the same for every seed
+  logit_train = np.asarray(bpd.to_logit(x_fit))
+  mean = logit_train.mean(0)
+  base = fit_noise(config, logit_train - mean)
+  del x_fit, logit_train
+  dim = mean.shape[0]
+
+  x_val = dequantized(splits['validation'], [0, 1])
+  x_test = dequantized(splits['test'], [0, 2])
+  y_val = bpd.to_logit(jnp.asarray(x_val)) - mean
+  y_test = bpd.to_logit(jnp.asarray(x_test)) - mean
+  batch, spd = config.train.batch_size, config.train.steps_per_dispatch
+
+  def batches_for(step):
+    rng = np.random.default_rng([config.seed, step])
+    pixels = splits['train'][rng.integers(0, len(splits['train']), (spd, batch))]
+    x = (pixels + rng.random(pixels.shape, np.float32)) / np.float32(256.0)
+    return np.asarray(bpd.to_logit(x) - mean, np.float32)
+
+  model, params, loss_fn, _ = ratio.ratio_parts(config, base, None, dim)
+  objective = ratio.make_objective(config)
+
+  def sample_batch(key, inputs):
+    return {'data': inputs, 'noise': base.sample(key, (inputs.shape[0], objective.noise_per_data))}
+
+  eval_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
+  y_noise = base.sample(eval_key, (NUM_EVAL,))
+  log_q0_val = base.log_prob(y_val[:NUM_EVAL])
+  log_weight = log_magnitude(config)
+
+  @jax.jit
+  def eval_fn(params):
+    s_val = ratio.log_ratio(model, params, y_val[:NUM_EVAL])
+    s_noise = ratio.log_ratio(model, params, y_noise)
+    log_z = normalizers.log_mean_exp(s_noise)
+    proxy = bpd.bits_per_dim(log_q0_val + s_val - log_z, x_val[:NUM_EVAL])
+    return {'validation_log_ratio': jnp.mean(s_val), 'noise_log_ratio': jnp.mean(s_noise),
+            'log_z_importance': log_z, 'bits_per_dim_proxy': jnp.mean(proxy),
+            'accuracy': 0.5 * (jnp.mean(s_val > log_weight) + jnp.mean(s_noise < log_weight))}
+
+  def report(params, workdir):
+    return evaluate_density(config, model, params, base, mean, x_val, y_val, x_test, y_test, workdir)
+
+  return Task(model=model, init_params=params, loss_fn=loss_fn, eval_fn=eval_fn, truth={},
+              table_metrics=('bits_per_dim_proxy', 'validation_log_ratio'), report=report,
+              batches_for=batches_for, sample_batch=sample_batch)
+
+
+def log_magnitude(config) -> float:
+  """The classifier's decision threshold ``log M`` (``log nu`` for NCE, 0 for the others)."""
+  o = config.objective
+  if o.name == 'noisier_nce':
+    return o.log_magnitude or math.log(o.magnitude)
+  return math.log(o.noise_ratio) if o.name == 'nce' else 0.0
+
+
+def _bits(log_prob_y, x) -> tuple[float, float]:
+  """Mean test bits/dim and its standard error over images."""
+  values = np.asarray(bpd.bits_per_dim(log_prob_y, x), np.float64)
+  return float(values.mean()), float(values.std(ddof=1) / math.sqrt(values.size))
+
+
+def evaluate_density(config, model, params, base, mean, x_val, y_val, x_test, y_test, workdir) -> dict:
+  """Test bits/dim of ``q0`` alone and of the EBM with ``log Z`` three ways (forward and reverse
+  AIS, the optimal bridge), the AIS diagnostics, the log ratio's range, and a grid of the
+  forward chains' end points (samples of the EBM by annealed HMC from noise samples)."""
+  started = time.perf_counter()
+  a = config.ais
+  log_ratio = jax.jit(lambda x: ratio.log_ratio(model, params, x))
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 4)
+  cov_key, forward_key, reverse_key, start_key, bridge_key = jax.random.split(key, 5)
+  base_w, log_ratio_w, to_y, preconditioner = whitened(base, log_ratio, cov_key)
+  options = dict(num_temperatures=a.num_temperatures, num_leapfrog=a.num_leapfrog, step_size=a.step_size,
+                 preconditioner=preconditioner)
+  forward = jax.jit(lambda k: ais.annealed_importance_sampling(
+      k, log_ratio_w, base_w, num_chains=a.num_chains, **options))(forward_key)
+  starts = y_val[jax.random.choice(start_key, y_val.shape[0], (a.num_chains,), replace=False)]
+  if preconditioner is None:  # the Gaussian's whitened coordinates
+    starts = jax.scipy.linalg.solve_triangular(base.scale_tril, (starts - base.mean).T, lower=True).T
+  reverse = jax.jit(lambda k, x: ais.reverse_annealed_importance_sampling(
+      k, log_ratio_w, base_w, x, **options))(reverse_key, starts)
+  y_noise = base.sample(bridge_key, (a.num_bridge_samples,))
+  s_val, s_noise, s_test = log_ratio(y_val), log_ratio(y_noise), log_ratio(y_test)
+  if not bool(jnp.all(jnp.isfinite(s_test))):
+    raise FloatingPointError(f'the trained log ratio is not finite on {int(jnp.sum(~jnp.isfinite(s_test)))} '
+                             'test images; lower optimizer.learning_rate')
+  bridge = normalizers.optimal_bridge_sampling(s_val, s_noise)
+  log_q0_test = base.log_prob(y_test)
+  log_z = {'ais': float(forward.log_z), 'reverse_ais': float(reverse.log_z), 'bridge': float(bridge.log_z)}
+  bits = {name: _bits(log_q0_test + s_test - value, x_test) for name, value in log_z.items()}
+  q0_bits = _bits(log_q0_test, x_test)
+  dim = y_test.shape[-1]
+  gap_bits = float(bpd.nats_to_bits_per_dim(reverse.log_z - forward.log_z, dim))
+  threshold = log_magnitude(config)
+  samples = bpd.from_logit(to_y(forward.samples[:NUM_SAMPLES_SHOWN]) + mean) * 2 - 1
+  plotting.image_grid(np.asarray(samples).reshape(-1, 28, 28, 1), os.path.join(workdir, 'samples.png'))
+  result = {
+      'bits_per_dim': bits['ais'][0], 'bits_per_dim_se': bits['ais'][1],
+      'bits_per_dim_reverse': bits['reverse_ais'][0], 'bits_per_dim_bridge': bits['bridge'][0],
+      'noise_bits_per_dim': q0_bits[0], 'noise_bits_per_dim_se': q0_bits[1],
+      'log_z': log_z, 'log_z_se': {'ais': float(forward.std_error), 'reverse_ais': float(reverse.std_error),
+                                   'bridge': float(bridge.std_error)},
+      'bracket_bits_per_dim': gap_bits, 'brackets_cross': gap_bits < 0,
+      'ais_effective_sample_size': float(forward.effective_sample_size),
+      'reverse_effective_sample_size': float(reverse.effective_sample_size),
+      'ais_acceptance': float(forward.acceptance_rate), 'reverse_acceptance': float(reverse.acceptance_rate),
+      'ais_chains': a.num_chains, 'ais_temperatures': a.num_temperatures,
+      'log_ratio_test': {'mean': float(jnp.mean(s_test)), 'min': float(jnp.min(s_test)),
+                         'max': float(jnp.max(s_test)), 'std': float(jnp.std(s_test))},
+      'log_ratio_noise_mean': float(jnp.mean(s_noise)), 'log_magnitude': threshold,
+      'noise_above_log_magnitude': float(jnp.mean(s_noise > threshold)),
+      'accuracy': float(0.5 * (jnp.mean(s_val > threshold) + jnp.mean(s_noise < threshold))),
+      'evaluation_wall_s': time.perf_counter() - started,
+  }
+  if result['brackets_cross']:
+    logging.warning('AIS brackets cross: reverse log Z %.2f below forward %.2f (%.3f bits/dim): the '
+                    'validation images are not samples of the model, or too few temperatures',
+                    log_z['reverse_ais'], log_z['ais'], gap_bits)
+  logging.info('test bits/dim %.4f (q0 alone %.4f), AIS bracket %.4f bits/dim, ESS %.1f of %d',
+               result['bits_per_dim'], result['noise_bits_per_dim'], gap_bits,
+               result['ais_effective_sample_size'], a.num_chains)
+  return {'density': result}
