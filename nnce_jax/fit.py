@@ -13,7 +13,9 @@ does no other file I/O.
 """
 
 import dataclasses
+import itertools
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +26,7 @@ import optax
 from flax import linen as nn
 from ml_collections import ConfigDict
 
-from nnce_jax import checkpoint, estimation, models, normalizers, objectives
+from nnce_jax import ais, checkpoint, estimation, models, normalizers, objectives
 from nnce_jax import train as engine
 from nnce_jax.parallel import DataParallel
 
@@ -40,7 +42,10 @@ class RatioFit:
   optimal-bridge ``log Z``). ``log_normalizer`` holds ``log Z`` of ``exp(s) q0`` by every
   estimator of :mod:`nnce_jax.normalizers`, with held-out data standing in for samples of
   the model (right when the model fits; importance sampling uses the noise alone); near 0
-  for a self-normalised fit. ``history`` is ``[{'step', 'kl'}]`` during training.
+  for a self-normalised fit. With ``ais_temperatures > 0`` it also holds ``ais`` (forward
+  annealed importance sampling from ``q0``: a stochastic lower bound, needing no model
+  samples) and ``reverse_ais`` (from held-out data: an upper bound when the model fits), the
+  estimates to trust in high dimension. ``history`` is ``[{'step', 'kl'}]`` during training.
   """
   model: nn.Module
   params: Any
@@ -67,6 +72,7 @@ def fit_ratio(data: jax.Array | Callable[[jax.Array, int], jax.Array], noise, *,
               num_steps: int = 2000, batch_size: int = 512, learning_rate: float = 1e-3,
               ema_decay: float = 0.99, held_out: float | int = 0.1, num_eval: int = 10_000,
               eval_every: int = 0, steps_per_dispatch: int = 10, seed: int = 0,
+              ais_temperatures: int = 0, ais_chains: int = 64,
               checkpoint_dir: str | None = None, devices=None) -> RatioFit:
   """Fits ``s(x) = log q*(x) / q0(x)`` by noise-contrastive estimation.
 
@@ -85,6 +91,8 @@ def fit_ratio(data: jax.Array | Callable[[jax.Array, int], jax.Array], noise, *,
     num_steps, batch_size, learning_rate, ema_decay: Adam on the global batch; the result is
       read from an EMA of the parameters. ``batch_size`` must divide over the devices.
     eval_every: steps between held-out KL evaluations in ``history`` (0: only at the end).
+    ais_temperatures, ais_chains: AIS and its reverse for ``log Z`` (0 temperatures: off);
+      a warning says when ``log Z`` estimators disagree by more than 3 standard errors.
     checkpoint_dir: where to save the training state (and resume from); ``None``: nowhere.
     devices: the devices to split each batch over (default: all).
   """
@@ -93,6 +101,8 @@ def fit_ratio(data: jax.Array | Callable[[jax.Array, int], jax.Array], noise, *,
   _check(np.isfinite(magnitude) and magnitude > 0, f'magnitude={magnitude!r} must be a finite number > 0')
   _check(min(num_stages, noise_ratio, num_steps, batch_size) >= 1 and num_candidates >= 2,
          'num_stages, noise_ratio, num_steps and batch_size must be >= 1 and num_candidates >= 2')
+  _check(ais_temperatures >= 0 and ais_chains >= 2,
+         f'ais_temperatures={ais_temperatures} must be >= 0 and ais_chains={ais_chains} >= 2')
   _check(isinstance(model, nn.Module) or model in MODELS,
          f'model={model!r} is not one of {", ".join(MODELS)} or a Flax module')
   _check(callable(getattr(noise, 'sample', None)) and callable(getattr(noise, 'log_prob', None)),
@@ -148,12 +158,48 @@ def fit_ratio(data: jax.Array | Callable[[jax.Array, int], jax.Array], noise, *,
   params = state.ema_params
   s_data, s_noise = log_ratio(params, x_eval), log_ratio(params, y_eval)
   log_normalizer = normalizers.estimate_all(s_data, s_noise)
+  if ais_temperatures:
+    log_normalizer.update(_annealed(jax.random.fold_in(eval_key, 2), lambda x: log_ratio(params, x), noise,
+                                    x_eval, ais_temperatures, ais_chains))
+  _warn_on_disagreement(log_normalizer)
   shift = float(log_normalizer['optimal_bridge'].log_z) if objective == 'ranking_nce' else 0.0
   s = np.asarray(s_data, np.float64) - shift
   return RatioFit(model=model, params=params, kl=float(np.mean(s)),
                   kl_std_error=float(np.std(s, ddof=1) / np.sqrt(s.size)),
                   log_normalizer=log_normalizer,
                   history=[{'step': r['step'], 'kl': r['eval_kl']} for r in history], _log_ratio=log_ratio)
+
+
+def _annealed(key, log_ratio, noise, x_eval, num_temperatures: int, num_chains: int) -> dict:
+  """``{'ais', 'reverse_ais'}`` log Z estimates (reverse chains start at held-out samples)."""
+  forward_key, reverse_key, start_key = jax.random.split(key, 3)
+  starts = x_eval[jax.random.choice(start_key, x_eval.shape[0], (min(num_chains, x_eval.shape[0]),),
+                                    replace=False)]
+  forward = jax.jit(lambda k: ais.annealed_importance_sampling(
+      k, log_ratio, noise, num_chains=num_chains, num_temperatures=num_temperatures))(forward_key)
+  reverse = jax.jit(lambda k: ais.reverse_annealed_importance_sampling(
+      k, log_ratio, noise, starts, num_temperatures=num_temperatures))(reverse_key)
+  return {name: normalizers.LogNormalizer(result.log_z, result.std_error)
+          for name, result in (('ais', forward), ('reverse_ais', reverse))}
+
+
+# Estimators a user reads log Z from; reverse IS and the reverse run are bounds or heavy-tailed.
+_COMPARED = ('importance_sampling', 'optimal_bridge', 'ais')
+
+
+def _warn_on_disagreement(log_normalizer: dict) -> None:
+  """Warns when two of the :data:`_COMPARED` estimates are more than 3 joint standard errors
+  apart (e.g. a bridge from held-out data against importance sampling from the noise)."""
+  present = [name for name in _COMPARED if name in log_normalizer]
+  for a, b in itertools.combinations(present, 2):
+    x, y = log_normalizer[a], log_normalizer[b]
+    gap = abs(float(x.log_z) - float(y.log_z))
+    joint = float(np.hypot(x.std_error, y.std_error))
+    if gap > 3 * joint + 1e-3:
+      warnings.warn(f'log Z estimates disagree: {a} {float(x.log_z):.3f} against {b} {float(y.log_z):.3f} '
+                    f'({gap:.3f} nats apart, joint standard error {joint:.3f}); at least one of them has not '
+                    'converged: pass ais_temperatures (annealed importance sampling) for a trusted value',
+                    RuntimeWarning, stacklevel=3)
 
 
 def _split_data(data, held_out, num_eval: int, key):

@@ -1,5 +1,7 @@
 """fit_ratio, the one-call API, against closed forms; its argument checks; its checkpoints."""
 
+import warnings
+
 import jax
 import numpy as np
 import pytest
@@ -75,3 +77,27 @@ def test_checkpoint_dir_resumes_to_the_same_result(tmp_path, gaussian_pair):
   resumed = fit.fit_ratio(samples, base, num_steps=40, checkpoint_dir=str(tmp_path / 'ckpt'), **settings)
   for a, b in zip(jax.tree.leaves(unbroken.params), jax.tree.leaves(resumed.params)):
     np.testing.assert_array_equal(a, b)
+
+
+def test_ais_joins_the_log_z_estimates_and_agrees_with_them(gaussian_pair):
+  target, base, _ = gaussian_pair
+  samples = target.sample(jax.random.PRNGKey(0), (5_000,))
+  result = fit.fit_ratio(samples, base, model='gaussian', num_steps=300, batch_size=256, learning_rate=2e-2,
+                         ais_temperatures=100, ais_chains=32)
+  forward, reverse = result.log_normalizer['ais'], result.log_normalizer['reverse_ais']
+  bridge = result.log_normalizer['optimal_bridge']
+  for estimate in (forward, reverse):
+    assert abs(float(estimate.log_z) - float(bridge.log_z)) < 4 * float(estimate.std_error) + 0.05
+  with pytest.raises(ValueError, match='ais_temperatures=-1 must be >= 0'):
+    fit.fit_ratio(samples, base, ais_temperatures=-1)
+
+
+def test_disagreeing_log_z_estimates_are_warned_about():
+  from nnce_jax.normalizers import LogNormalizer
+  agree = {'importance_sampling': LogNormalizer(0.1, 0.05), 'optimal_bridge': LogNormalizer(0.0, 0.05)}
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')
+    fit._warn_on_disagreement(agree)  # 0.1 apart, joint standard error 0.07: no warning
+  apart = {**agree, 'ais': LogNormalizer(6.0, 0.2)}
+  with pytest.warns(RuntimeWarning, match='importance_sampling 0.100 against ais 6.000 .5.900 nats apart'):
+    fit._warn_on_disagreement(apart)
