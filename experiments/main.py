@@ -96,6 +96,8 @@ def main(argv):
     sys.exit(f'Missing input: {error}')
   except ConfigError as error:  # what only the task's inputs can tell (a teacher of another shape)
     sys.exit(f'Invalid config: {error}')
+  except FloatingPointError as error:  # a non-finite loss or model: the message says what to change
+    sys.exit(f'Diverged: {error}')
   finally:
     if lock is not None:
       lock.release()
