@@ -79,6 +79,7 @@ def test_checkpoint_dir_resumes_to_the_same_result(tmp_path, gaussian_pair):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_ais_joins_the_log_z_estimates_and_agrees_with_them(gaussian_pair):
   target, base, _ = gaussian_pair
   samples = target.sample(jax.random.PRNGKey(0), (5_000,))

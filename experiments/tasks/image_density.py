@@ -156,8 +156,9 @@ def build(config) -> Task:
 def log_magnitude(config) -> float:
   """The classifier's decision threshold ``log M`` (``log nu`` for NCE, 0 for the others)."""
   o = config.objective
-  if o.name == 'noisier_nce':
-    return o.log_magnitude or math.log(o.magnitude)
+  if o.name == 'noisier_nce':  # a decaying M ends at final_magnitude, where training is judged
+    final = o.magnitude if o.magnitude_schedule == 'constant' else o.final_magnitude
+    return o.log_magnitude or math.log(final)
   return math.log(o.noise_ratio) if o.name == 'nce' else 0.0
 
 
