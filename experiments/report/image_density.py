@@ -259,7 +259,19 @@ def render(cells: dict, quick: bool, total_s: float, figures: str) -> str:
             markdown_table(['noise q0', 'q0 alone', 'single ratio (NCE)', 'TRE', 'DRE-∞'], PUBLISHED_MNIST),
             '',
             f'![held-out curves]({figures}/curves.png)', '',
-            f'All runs: {total_s / 60:.0f} min on this machine.']
+            '## Samples', '',
+            'The forward AIS chains\' end points (annealed HMC from noise to the EBM), seed 0 of each '
+            'cell:', '']
+  for dataset, noise, variant in cells:
+    lines.append(f'{NAMES[dataset]}, {NAMES[noise]} noise, {VARIANTS[variant][0]}: '
+                 f'![samples]({figures}/samples_{dataset}_{noise}_{variant}.png)')
+  missing = [f'{VARIANTS[v][0]}' for v in VARIANTS if ('fashion_mnist', 'gaussian', v) not in cells]
+  lines += ['', '## What was run and what was not', '',
+            f'All runs: {total_s / 60:.0f} min on this machine (2 CPU cores), one run at a time. '
+            f'Run: {len(cells)} cells, {sum(len(c["runs"]) for c in cells.values())} runs. '
+            'Not run: a normalising-flow noise (not built yet), TRE in a flow\'s latent space, '
+            + (f'on Fashion-MNIST with Gaussian noise: {", ".join(missing)}; ' if missing else '')
+            + 'more than one seed outside the headline cells.']
   return '\n'.join(lines) + '\n'
 
 
