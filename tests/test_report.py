@@ -67,6 +67,29 @@ def test_sweep_grid_is_validated_before_any_run(tmp_path):
   assert not (tmp_path / 's').exists()
 
 
+def test_a_sweep_over_num_steps_reuses_exactly_the_finished_runs(tmp_path):
+  import json
+
+  from experiments.sweep import run_sweep
+  from tests.helpers import small_config
+  config = small_config(num_steps=100)
+  for steps in (100, 200):  # both cells have run 100 steps: the 200-step cell is not finished
+    run_dir = tmp_path / f'num_steps={steps}' / 'seed_0'
+    run_dir.mkdir(parents=True)
+    (run_dir / 'summary.json').write_text(json.dumps({'steps': 100}))
+
+  class Recorder:
+    def execute(self, pending, log):
+      self.pending = [r.cell['train.num_steps'] for r in pending]
+      raise StopIteration  # recorded; no training
+
+  recorder = Recorder()
+  with pytest.raises(StopIteration):
+    run_sweep(config, {'train.num_steps': [100, 200]}, seeds=1, workdir=str(tmp_path), executor=recorder,
+              log=lambda _: None)
+  assert recorder.pending == [200]
+
+
 def test_a_failing_run_stops_its_siblings_and_is_named(tmp_path):
   from experiments.sweep import Run, RunFailed, Subprocesses
   sleeper = Run({'objective.name': 'nce'}, 0, str(tmp_path / 'sleeper'), {})

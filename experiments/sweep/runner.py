@@ -120,7 +120,7 @@ def run_sweep(config, grid: Grid, *, seeds: int, workdir: str, executor, log=pri
                               'sweep into another --workdir')
       runs.append(Run(cell, seed, run_dir, {}, run_config))
   os.makedirs(workdir, exist_ok=True)
-  pending = [r for r in runs if _steps_done(r.run_dir) < config.train.num_steps]
+  pending = [r for r in runs if _steps_done(r.run_dir) < r.config.train.num_steps]  # the run's own length
   log(f'sweep: {len(runs) // seeds} cells x {seeds} seeds = {len(runs)} runs, '
       f'{len(runs) - len(pending)} done')
   started = time.perf_counter()
