@@ -39,16 +39,19 @@ def _log_softplus(t):
   return jnp.where(below, t, jnp.log(jax.nn.softplus(jnp.where(below, 0.0, t))))
 
 
-def _weighted_logistic_loss(log_ratio_data, log_ratio_noise, log_weight):
+def _weighted_logistic_loss(log_ratio_data, log_ratio_noise, log_weight, in_log_space=False):
   """mean_i softplus(log w - s(x_i)) + w * mean_j softplus(s(y_j) - log w)."""
   s_data = _at_least_float32(log_ratio_data)
   s_noise = _at_least_float32(log_ratio_noise)
   log_weight = jnp.asarray(log_weight, s_data.dtype)
   data_term = jnp.mean(jax.nn.softplus(log_weight - s_data))
-  # w * softplus(s - log w) = exp(log w + log softplus(s - log w)): below 37 nats for
-  # w <= 1e12 and |s| <= 1e4 (exact there), -> exp(s) as w -> inf, so huge w (given as log w)
-  # is NWJ's exp(s), continued linearly like NWJ's above 50 nats.
-  noise_term = jnp.mean(_guarded_exp(log_weight + _log_softplus(s_noise - log_weight)))
+  if in_log_space:
+    # exp(log w + log softplus(s - log w)) -> exp(s) as w -> inf: a w past float32 (given as
+    # log w) is NWJ's exp(s), continued linearly like NWJ's above 50 nats.
+    noise_term = jnp.mean(_guarded_exp(log_weight + _log_softplus(s_noise - log_weight)))
+  else:
+    # w * softplus(s - log w) <= w * |s| + w log 2: finite for w <= 1e12, |s| <= 1e4.
+    noise_term = jnp.exp(log_weight) * jnp.mean(jax.nn.softplus(s_noise - log_weight))
   diagnostics = {
       # The Bayes classifier with prior odds w says "data" where s > log w.
       'accuracy': 0.5 * (jnp.mean(s_data > log_weight) + jnp.mean(s_noise < log_weight)),
@@ -83,8 +86,9 @@ def noisier_nce_loss(log_ratio_data, log_ratio_noise, magnitude=None, *, log_mag
   """
   if (magnitude is None) == (log_magnitude is None):
     raise ValueError('noisier_nce_loss takes one of magnitude and log_magnitude')
-  log_weight = jnp.log(magnitude) if log_magnitude is None else log_magnitude
-  return _weighted_logistic_loss(log_ratio_data, log_ratio_noise, log_weight)
+  if log_magnitude is None:
+    return _weighted_logistic_loss(log_ratio_data, log_ratio_noise, jnp.log(magnitude))
+  return _weighted_logistic_loss(log_ratio_data, log_ratio_noise, log_magnitude, in_log_space=True)
 
 
 def _guarded_exp(s):
@@ -188,14 +192,15 @@ def make_objective(name: str, *, magnitude: float | Callable = 1.0, log_magnitud
   :func:`log_ratio_l2_penalty` with that weight to every stage.
   """
   if log_magnitude is not None:
-    log_magnitude_at = lambda step: log_magnitude  # noqa: E731
+    weight = {'log_magnitude': log_magnitude}
+    weight_at = lambda step: weight  # noqa: E731
   else:
-    log_magnitude_at = lambda step: jnp.log(magnitude(step) if callable(magnitude) else magnitude)  # noqa: E731
+    weight_at = lambda step: {'magnitude': magnitude(step) if callable(magnitude) else magnitude}  # noqa: E731
   if name == 'nce':
     base, noise_per_data = (lambda d, n, step: nce_loss(d, n, noise_ratio)), noise_ratio
   elif name == 'noisier_nce':
     def base(d, n, step):
-      return noisier_nce_loss(d, n, log_magnitude=log_magnitude_at(step))
+      return noisier_nce_loss(d, n, **weight_at(step))
     noise_per_data = noise_ratio
   elif name == 'nwj':
     base, noise_per_data = (lambda d, n, step: nwj_loss(d, n)), noise_ratio
