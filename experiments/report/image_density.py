@@ -49,8 +49,9 @@ VARIANTS = {
 }
 HEADLINE = ('fashion_mnist', 'gaussian', ('nce', 'noisier_nce', 'tre', 'noisier_tre'))
 DEFAULT_EXTRAS = ('fashion_mnist:gaussian:noisier_nce_chasm', 'fashion_mnist:gaussian:noisier_nce_m1e4',
-                  'fashion_mnist:gaussian:nwj', 'fashion_mnist:copula:nce', 'fashion_mnist:copula:noisier_nce',
-                  'mnist5k:gaussian:nce', 'mnist5k:gaussian:noisier_nce', 'fashion_mnist:gaussian:ranking_nce')
+                  'fashion_mnist:gaussian:nwj', 'fashion_mnist:copula:nce',
+                  'fashion_mnist:copula:noisier_nce', 'mnist5k:gaussian:nce', 'mnist5k:gaussian:noisier_nce',
+                  'fashion_mnist:gaussian:ranking_nce')
 DATASET_FIELDS = {'fashion_mnist': {'data.dataset': 'fashion_mnist', 'data.num_validation': 6000},
                   'mnist5k': {'data.dataset': 'mnist5k', 'data.num_validation': 500, 'data.num_test': 1000}}
 NAMES = {'fashion_mnist': 'Fashion-MNIST', 'mnist5k': 'mnist5k', 'gaussian': 'full-covariance Gaussian',
