@@ -107,6 +107,35 @@ def test_a_failing_run_stops_its_siblings_and_is_named(tmp_path):
   assert f'sweep: stopping {sleeper.run_dir}' in said
 
 
+def test_sigterm_to_a_sweep_stops_its_runs(tmp_path):
+  import signal
+  import textwrap
+  import time
+  pid_file = tmp_path / 'child.pid'
+  run = f'import os, time; open({str(pid_file)!r}, "w").write(str(os.getpid())); time.sleep(120)'
+  script = textwrap.dedent(f"""
+      import sys
+      from experiments.sweep import Run, Subprocesses
+      class Sleeper(Subprocesses):
+        def command(self, item):
+          return [sys.executable, '-c', {run!r}]
+      Sleeper('unused.py').execute([Run({{}}, 0, {str(tmp_path / 'run')!r}, {{}})], print)
+  """)
+  sweep = subprocess.Popen([sys.executable, '-c', script], cwd=REPO, stdout=subprocess.PIPE, text=True)
+  deadline = time.time() + 60
+  while not pid_file.exists() or not pid_file.read_text():
+    assert time.time() < deadline, 'the run never started'
+    time.sleep(0.1)
+  child = int(pid_file.read_text())
+  sweep.send_signal(signal.SIGTERM)
+  out, _ = sweep.communicate(timeout=60)
+  assert sweep.returncode != 0 and 'sweep: stopping' in out
+  with pytest.raises(ProcessLookupError):  # the run was stopped with its sweep, not orphaned
+    for _ in range(100):
+      os.kill(child, 0)
+      time.sleep(0.1)
+
+
 @pytest.mark.slow
 def test_compare_is_an_in_process_sweep_over_objectives(tmp_path):
   from experiments.sweep import InProcess, run_sweep

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from experiments.run.training import check_config
@@ -47,7 +48,8 @@ class Subprocesses:
   """``jobs`` runs at a time, each ``python -m experiments.main --config=<config_file>`` with
   ``overrides`` (``{field: value}``), the cell's values and the seed as ``--config.*`` flags;
   its output goes to ``<run_dir>/log.txt``. A failing run stops its running siblings (SIGTERM:
-  they save a checkpoint) and raises :class:`RunFailed` naming it."""
+  they save a checkpoint) and raises :class:`RunFailed` naming it; so does SIGTERM to this
+  process, whose runs would otherwise go on orphaned and hold their work directories."""
   config_file: str
   overrides: dict = dataclasses.field(default_factory=dict)
   jobs: int = 1
@@ -59,6 +61,9 @@ class Subprocesses:
 
   def execute(self, pending: list[Run], log) -> None:
     started, active, queue, finished = time.perf_counter(), [], list(pending), 0
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+      previous = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
       while queue or active:
         while queue and len(active) < self.jobs:
@@ -82,6 +87,16 @@ class Subprocesses:
               f'({item.run_dir})')
     finally:
       _stop(active, log)
+      if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Stopped(RuntimeError):
+  """The sweep got SIGTERM; its running runs were stopped (each saved a checkpoint)."""
+
+
+def _raise_stopped(*_):
+  raise Stopped('SIGTERM: the running runs were stopped and saved; rerun the sweep to resume')
 
 
 def _stop(active, log) -> None:
