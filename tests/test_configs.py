@@ -10,7 +10,7 @@ import pytest
 from experiments.core.checks import ConfigError
 from experiments.run.training import check_config, train_and_evaluate
 from nnce_jax.data import toy2d
-from tests.helpers import small_config
+from tests.helpers import assert_refused, small_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -108,11 +108,7 @@ BAD = [
 
 @pytest.mark.parametrize('field, value, message', BAD)
 def test_bad_config_names_the_field_and_allowed_values(field, value, message):
-  config = small_config()
-  section, name = field.split('.')
-  config[section][name] = value
-  with pytest.raises(ConfigError, match=message):
-    check_config(config, num_devices=4)
+  assert_refused(small_config(), field, value, message)
 
 
 def test_normalizer_benchmark_rejects_unreachable_kl():

@@ -9,6 +9,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from nnce_jax.data import images
+from tests.helpers import write_idx
 
 
 def test_mnist5k_holds_mlxtends_digits_split_400_100_per_class(data_dir):
@@ -98,12 +99,6 @@ def test_ranking_metrics_match_scikit_learn_with_ties():
     roc_auc(scores, np.ones(500, bool))
 
 
-def _write_idx(path, array):
-  header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, '>i4').tobytes()
-  with gzip.open(path, 'wb') as f:
-    f.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
-
-
 def test_fashion_mnist_builds_from_debians_idx_files(tmp_path, monkeypatch):
   from nnce_jax.data import builders
   source = tmp_path / 'idx'
@@ -111,8 +106,8 @@ def test_fashion_mnist_builds_from_debians_idx_files(tmp_path, monkeypatch):
   rng = np.random.default_rng(0)
   parts = {'train': 30, 't10k': 10}
   for prefix, n in parts.items():
-    _write_idx(source / f'{prefix}-images-idx3-ubyte.gz', rng.integers(0, 256, (n, 28, 28)))
-    _write_idx(source / f'{prefix}-labels-idx1-ubyte.gz', np.arange(n) % 10)
+    write_idx(source / f'{prefix}-images-idx3-ubyte.gz', rng.integers(0, 256, (n, 28, 28)))
+    write_idx(source / f'{prefix}-labels-idx1-ubyte.gz', np.arange(n) % 10)
   assert builders.read_idx(str(source / 't10k-labels-idx1-ubyte.gz')).tolist() == list(range(10))
   monkeypatch.setenv('NNCE_FASHION_MNIST_DIR', str(source))
   builders.prepare('fashion_mnist', str(tmp_path / 'tfds'))

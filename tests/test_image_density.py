@@ -1,7 +1,6 @@
 """The image-density benchmark's parts against closed forms: bits/dim, the fitted noises, AIS's
 bracket of a known log Z, and N²CE with log M far past float32."""
 
-import gzip
 import json
 import math
 
@@ -12,6 +11,7 @@ import pytest
 
 from nnce_jax import ais, copula, noise, objectives
 from nnce_jax import bits_per_dim as bpd
+from tests.helpers import assert_refused, write_idx
 
 
 def test_a_density_uniform_on_the_unit_cube_has_eight_bits_per_dim():
@@ -143,13 +143,7 @@ def test_noisier_nce_given_log_m_matches_m_and_tends_to_nwj_past_float32():
 ])
 def test_bad_image_density_config_names_the_field(field, value, message):
   from experiments.configs import image_density
-  from experiments.core.checks import ConfigError
-  from experiments.run.training import check_config
-  config = image_density.get_config()
-  section, name = field.split('.')
-  config[section][name] = value
-  with pytest.raises(ConfigError, match=message):
-    check_config(config, num_devices=4)
+  assert_refused(image_density.get_config(), field, value, message)
 
 
 def test_log_magnitude_with_a_schedule_is_refused():
@@ -162,12 +156,6 @@ def test_log_magnitude_with_a_schedule_is_refused():
     check_config(config, num_devices=4)
 
 
-def _write_idx(path, array):
-  header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, '>i4').tobytes()
-  with gzip.open(path, 'wb') as f:
-    f.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
-
-
 @pytest.mark.slow
 def test_image_density_runs_end_to_end_on_small_generated_images(tmp_path, monkeypatch):
   from experiments.configs import image_density
@@ -177,8 +165,8 @@ def test_image_density_runs_end_to_end_on_small_generated_images(tmp_path, monke
   rng = np.random.default_rng(0)
   for prefix, n in (('train', 400), ('t10k', 100)):
     blobs = rng.integers(0, 256, (n, 28, 28)) * (rng.random((n, 28, 28)) < 0.3)  # sparse, like clothes
-    _write_idx(source / f'{prefix}-images-idx3-ubyte.gz', blobs)
-    _write_idx(source / f'{prefix}-labels-idx1-ubyte.gz', np.arange(n) % 10)
+    write_idx(source / f'{prefix}-images-idx3-ubyte.gz', blobs)
+    write_idx(source / f'{prefix}-labels-idx1-ubyte.gz', np.arange(n) % 10)
   monkeypatch.setenv('NNCE_FASHION_MNIST_DIR', str(source))
   config = image_density.get_config()
   config.data.update(num_validation=100, num_test=100)

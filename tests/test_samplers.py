@@ -12,9 +12,9 @@ import pytest
 
 from experiments.configs import ddpm_toy2d, dxmi_toy2d
 from experiments.core.checks import ConfigError
-from experiments.run.training import check_config, fit, train_and_evaluate
+from experiments.run.training import fit, train_and_evaluate
 from experiments.run.workdir import open_workdir
-from tests.helpers import leaves
+from tests.helpers import assert_refused, leaves
 
 TINY_TEACHER = {'hidden': (16, 16), 'diffusion_steps': 50}
 
@@ -69,11 +69,7 @@ def test_resumed_dxmi_run_ends_identical(teacher_dir, tmp_path):
     ('energy.loss', 'ranking_nce', 'config.energy.loss=.*allowed values: dxmi, nce, noisier_nce, nwj'),
 ])
 def test_bad_settings_are_refused_before_training(field, value, message):
-  config = dxmi_toy2d.get_config()
-  section, name = field.split('.')
-  config[section][name] = value
-  with pytest.raises(ConfigError, match=message):
-    check_config(config, num_devices=4)
+  assert_refused(dxmi_toy2d.get_config(), field, value, message)
 
 
 @pytest.mark.slow
