@@ -26,7 +26,7 @@ import optax
 from flax import linen as nn
 from ml_collections import ConfigDict
 
-from nnce_jax import ais, checkpoint, estimation, models, normalizers, objectives
+from nnce_jax import ais, checkpoint, estimation, models, normalizers, objectives, sampling
 from nnce_jax import train as engine
 from nnce_jax.parallel import DataParallel
 
@@ -41,7 +41,8 @@ class RatioFit:
   ``ranking_nce``, whose ``s`` is known up to a constant, ``s`` is first normalised by the
   optimal-bridge ``log Z``). ``log_normalizer`` holds ``log Z`` of ``exp(s) q0`` by every
   estimator of :mod:`nnce_jax.normalizers`, with held-out data standing in for samples of
-  the model (right when the model fits; importance sampling uses the noise alone); near 0
+  the model (right when the model fits; importance sampling uses the noise alone), or MALA
+  samples of the model when ``mcmc_steps > 0``; near 0
   for a self-normalised fit. With ``ais_temperatures > 0`` it also holds ``ais`` (forward
   annealed importance sampling from ``q0``: a stochastic lower bound, needing no model
   samples) and ``reverse_ais`` (from held-out data: an upper bound when the model fits), the
@@ -72,7 +73,7 @@ def fit_ratio(data: jax.Array | Callable[[jax.Array, int], jax.Array], noise, *,
               num_steps: int = 2000, batch_size: int = 512, learning_rate: float = 1e-3,
               ema_decay: float = 0.99, held_out: float | int = 0.1, num_eval: int = 10_000,
               eval_every: int = 0, steps_per_dispatch: int = 10, seed: int = 0,
-              ais_temperatures: int = 0, ais_chains: int = 64,
+              ais_temperatures: int = 0, ais_chains: int = 64, mcmc_steps: int = 0,
               checkpoint_dir: str | None = None, devices=None) -> RatioFit:
   """Fits ``s(x) = log q*(x) / q0(x)`` by noise-contrastive estimation.
 
@@ -93,6 +94,9 @@ def fit_ratio(data: jax.Array | Callable[[jax.Array, int], jax.Array], noise, *,
     eval_every: steps between held-out KL evaluations in ``history`` (0: only at the end).
     ais_temperatures, ais_chains: AIS and its reverse for ``log Z`` (0 temperatures: off);
       a warning says when ``log Z`` estimators disagree by more than 3 standard errors.
+    mcmc_steps: MALA steps (after as many of warm-up) of chains started at the held-out
+      samples, whose states (every 10th) are the model samples of the pooled estimators; 0:
+      the held-out samples stand in for them.
     checkpoint_dir: where to save the training state (and resume from); ``None``: nowhere.
     devices: the devices to split each batch over (default: all).
   """
@@ -101,6 +105,7 @@ def fit_ratio(data: jax.Array | Callable[[jax.Array, int], jax.Array], noise, *,
   _check(np.isfinite(magnitude) and magnitude > 0, f'magnitude={magnitude!r} must be a finite number > 0')
   _check(min(num_stages, noise_ratio, num_steps, batch_size) >= 1 and num_candidates >= 2,
          'num_stages, noise_ratio, num_steps and batch_size must be >= 1 and num_candidates >= 2')
+  _check(mcmc_steps >= 0, f'mcmc_steps={mcmc_steps} must be >= 0')
   _check(ais_temperatures >= 0 and ais_chains >= 2,
          f'ais_temperatures={ais_temperatures} must be >= 0 and ais_chains={ais_chains} >= 2')
   _check(isinstance(model, nn.Module) or model in MODELS,
@@ -157,7 +162,12 @@ def fit_ratio(data: jax.Array | Callable[[jax.Array, int], jax.Array], noise, *,
 
   params = state.ema_params
   s_data, s_noise = log_ratio(params, x_eval), log_ratio(params, y_eval)
-  log_normalizer = normalizers.estimate_all(s_data, s_noise)
+  if mcmc_steps:
+    log_density = lambda x: log_ratio(params, x) + noise.log_prob(x)  # noqa: E731
+    s_model = log_ratio(params, _model_samples(jax.random.fold_in(eval_key, 3), log_density, x_eval, mcmc_steps))
+  else:
+    s_model = s_data
+  log_normalizer = normalizers.estimate_all(s_model, s_noise)
   if ais_temperatures:
     log_normalizer.update(_annealed(jax.random.fold_in(eval_key, 2), lambda x: log_ratio(params, x), noise,
                                     x_eval, ais_temperatures, ais_chains))
@@ -168,6 +178,15 @@ def fit_ratio(data: jax.Array | Callable[[jax.Array, int], jax.Array], noise, *,
                   kl_std_error=float(np.std(s, ddof=1) / np.sqrt(s.size)),
                   log_normalizer=log_normalizer,
                   history=[{'step': r['step'], 'kl': r['eval_kl']} for r in history], _log_ratio=log_ratio)
+
+
+def _model_samples(key, log_density, x_eval, num_steps: int, thin: int = 10) -> jax.Array:
+  """Samples of ``exp(s) q0`` by MALA from the held-out samples (at most 1,000 chains): every
+  ``thin``-th state after ``num_steps`` of warm-up, ``[chains * num_steps / thin, d]``."""
+  init = x_eval[:1000]
+  trace, _ = jax.jit(lambda k: sampling.langevin(k, log_density, init, step_size=0.1, num_steps=num_steps,
+                                                 num_warmup=num_steps))(key)
+  return trace[thin - 1::thin].reshape(-1, init.shape[-1])
 
 
 def _annealed(key, log_ratio, noise, x_eval, num_temperatures: int, num_chains: int) -> dict:
