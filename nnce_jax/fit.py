@@ -164,7 +164,8 @@ def fit_ratio(data: jax.Array | Callable[[jax.Array, int], jax.Array], noise, *,
   s_data, s_noise = log_ratio(params, x_eval), log_ratio(params, y_eval)
   if mcmc_steps:
     log_density = lambda x: log_ratio(params, x) + noise.log_prob(x)  # noqa: E731
-    s_model = log_ratio(params, _model_samples(jax.random.fold_in(eval_key, 3), log_density, x_eval, mcmc_steps))
+    x_model = _model_samples(jax.random.fold_in(eval_key, 3), log_density, x_eval, mcmc_steps)
+    s_model = log_ratio(params, x_model)
   else:
     s_model = s_data
   log_normalizer = normalizers.estimate_all(s_model, s_noise)
