@@ -183,6 +183,12 @@ def test_image_density_runs_end_to_end_on_small_generated_images(tmp_path, monke
   assert (tmp_path / 'run' / 'samples.png').exists()
   written = json.load(open(tmp_path / 'run' / 'summary.json'))
   assert written['density']['bits_per_dim'] == density['bits_per_dim']
+  from experiments.report import image_density as report  # log Z again with more temperatures
+  cell = {'runs': [{**written, 'run_dir': str(tmp_path / 'run')}]}
+  report.reevaluate(cell, 12)
+  assert cell['runs'][0]['density']['ais_temperatures'] == 12
+  assert (tmp_path / 'run' / 'density_t12.json').exists()
+  assert math.isfinite(cell['runs'][0]['density']['bits_per_dim'])
 
 
 def _cell(bits, wall=100.0, bracket=0.001):
@@ -192,6 +198,7 @@ def _cell(bits, wall=100.0, bracket=0.001):
                  log_ratio_test={'mean': 8.0, 'min': -5.0, 'max': 30.0, 'std': 3.0},
                  log_ratio_noise_mean=-7.0,
                  log_magnitude=0.0, noise_above_log_magnitude=0.01, ais_acceptance=0.65,
+                 ais_temperatures=1000,
                  log_z={'ais': 0.1, 'reverse_ais': 0.2, 'bridge': 0.15},
                  log_z_se={'ais': 0.1, 'reverse_ais': 0.1, 'bridge': 0.1})
   return {'runs': [{'density': {**density, 'bits_per_dim': b, 'bits_per_dim_reverse': b + bracket},

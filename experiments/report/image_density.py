@@ -92,6 +92,11 @@ _SEEDS = flags.DEFINE_integer('seeds', 3, 'Seeds of each headline cell.')
 _EXTRAS = flags.DEFINE_list('extras', list(DEFAULT_EXTRAS), 'dataset:noise:variant cells run at one seed '
                             f'after the headline; variants: {", ".join(VARIANTS)}.')
 _OVERRIDES = flags.DEFINE_multi_string('override', [], 'FIELD=VALUE for every run.')
+_REEVALUATE = flags.DEFINE_list('reevaluate', [], 'Headline variants whose finished runs get their log Z '
+                                'again with --reevaluate_temperatures (kept beside each run, read in place '
+                                'of its own).')
+_REEVALUATE_TEMPERATURES = flags.DEFINE_integer('reevaluate_temperatures', 4000,
+                                                'AIS temperatures of --reevaluate.')
 
 
 def parse_extra(item: str) -> tuple[str, str, str]:
@@ -111,6 +116,25 @@ def run_cell(dataset, noise, variant, seeds, workdir, overrides) -> dict:
                      workdir=os.path.join(workdir, dataset, noise, variant),
                      executor=Subprocesses(CONFIG, fields, 1))
   return {'runs': [r.summary for r in result.runs], 'wall_s': result.wall_s}
+
+
+def reevaluate(cell, temperatures: int) -> None:
+  """Gives each run of ``cell`` the final evaluation again with ``temperatures`` AIS temperatures
+  (restored from its last checkpoint; the result kept as ``density_t<T>.json`` in the run's
+  directory, reused) and puts it in place of the run's own."""
+  from ml_collections import ConfigDict
+
+  from experiments.run.training import fit
+  for run in cell['runs']:
+    path = os.path.join(run['run_dir'], f'density_t{temperatures}.json')
+    if not os.path.exists(path):
+      config = ConfigDict(run['config'])
+      config.ais.num_temperatures = temperatures
+      state, task = fit(config, run['run_dir'])  # at its last step: restores, trains nothing
+      with open(path, 'w') as f:
+        json.dump(task.report(state.ema_params, run['run_dir'])['density'], f, indent=2)
+    with open(path) as f:
+      run['density'] = json.load(f)
 
 
 def density_of(cell, key) -> np.ndarray:
@@ -145,9 +169,10 @@ def cell_row(label, cell) -> list[str]:
   flag += ' (brackets cross)' if any_crossed(cell) else ''
   ess = density_of(cell, 'ais_effective_sample_size')
   chains = cell['runs'][0]['density']['ais_chains']
+  temperatures = cell['runs'][0]['density']['ais_temperatures']
   return [label, mean_std(list(bits)) + flag, mean_std(list(density_of(cell, 'bits_per_dim_reverse'))),
           mean_std(list(density_of(cell, 'bits_per_dim_bridge'))),
-          f'{np.mean(bracket):+.4f}', f'{np.mean(ess):.1f} / {chains}',
+          f'{np.mean(bracket):+.4f}', f'{np.mean(ess):.1f} / {chains} ({temperatures} temp.)',
           f'{np.mean(density_of(cell, "noise_bits_per_dim")) - np.mean(bits):+.4f}',
           f'{np.mean(density_of(cell, "accuracy")):.3f}', f'{train_wall(cell):.0f}']
 
@@ -326,6 +351,8 @@ def main(argv):
       cells[(dataset, noise, variant)] = run_cell(dataset, noise, variant, seeds, workdir, overrides)
     except FileNotFoundError as error:
       sys.exit(f'Missing input: {error}')
+  for variant in _REEVALUATE.value:
+    reevaluate(cells[(HEADLINE[0], HEADLINE[1], variant)], _REEVALUATE_TEMPERATURES.value)
   figures = os.path.join(os.path.dirname(output), 'image_density')
   os.makedirs(figures, exist_ok=True)
   curves_figure(cells, os.path.join(figures, 'curves.png'))
