@@ -223,7 +223,9 @@ def test_image_density_verdicts_follow_the_paired_intervals():
   assert {v.claim[:3]: v for v in report.verdicts(cells)}['(a)'].verdict == NOT_REPRODUCED
   cells[key('nce')] = _cell([4.10, 4.12, 4.11], bracket=0.2)  # N²CE's 0.05 loss is inside NCE's bracket
   assert 'within the AIS bracket, 0.2000' in {v.claim[:3]: v for v in report.verdicts(cells)}['(a)'].evidence
-  text = report.render(cells, quick=False, total_s=600.0, figures='image_density')
+  text = report.render(cells, quick=False, total_s=600.0, figures='image_density',
+                       failed={key('nwj'): 'Diverged: non-finite train_grad_norm at step 1008'})
+  assert '- Fashion-MNIST, full-covariance Gaussian noise, NWJ: Diverged: non-finite' in text
   assert '(bracket > 0.02)' in text and 'q0 alone: **4.2000**' in text and 'All runs: 10 min' in text
   # q0 4.2, NCE 4.11 on average: (4.2 - 4.11) * 784 ln 2 = 48.9 nats per image.
   # N²CE 4.16: 21.7 nats, 27.2 fewer than NCE.
