@@ -205,6 +205,11 @@ def _cell(bits, wall=100.0, bracket=0.001):
                     'wall_time_s': wall} for b in bits], 'wall_s': 3 * wall}
 
 
+def test_the_reports_import_side_by_side():
+  # This report's flags (--seeds, as the samplers report has) are defined only when it runs as a command.
+  from experiments.report import image_density, samplers  # noqa: F401
+
+
 def test_image_density_verdicts_follow_the_paired_intervals():
   from experiments.report import image_density as report
   from experiments.report.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED

@@ -88,15 +88,17 @@ below the forward: validation images are not the model's samples), says so. The 
 AIS one, as TRE reports.
 """
 
-_SEEDS = flags.DEFINE_integer('seeds', 3, 'Seeds of each headline cell.')
-_EXTRAS = flags.DEFINE_list('extras', list(DEFAULT_EXTRAS), 'dataset:noise:variant cells run at one seed '
-                            f'after the headline; variants: {", ".join(VARIANTS)}.')
-_OVERRIDES = flags.DEFINE_multi_string('override', [], 'FIELD=VALUE for every run.')
-_REEVALUATE = flags.DEFINE_list('reevaluate', [], 'Headline variants whose finished runs get their log Z '
-                                'again with --reevaluate_temperatures (kept beside each run, read in place '
-                                'of its own).')
-_REEVALUATE_TEMPERATURES = flags.DEFINE_integer('reevaluate_temperatures', 4000,
-                                                'AIS temperatures of --reevaluate.')
+
+def define_flags() -> None:
+  """This command's flags, defined when it runs rather than on import: the other reports define
+  flags of the same names (``--seeds``), and tests import several reports in one process."""
+  flags.DEFINE_integer('seeds', 3, 'Seeds of each headline cell.')
+  flags.DEFINE_list('extras', list(DEFAULT_EXTRAS), 'dataset:noise:variant cells run at one seed after the '
+                    f'headline; variants: {", ".join(VARIANTS)}.')
+  flags.DEFINE_multi_string('override', [], 'FIELD=VALUE for every run.')
+  flags.DEFINE_list('reevaluate', [], 'Headline variants whose finished runs get their log Z again with '
+                    '--reevaluate_temperatures (kept beside each run, read in place of its own).')
+  flags.DEFINE_integer('reevaluate_temperatures', 4000, 'AIS temperatures of --reevaluate.')
 
 
 def parse_extra(item: str) -> tuple[str, str, str]:
@@ -341,15 +343,15 @@ def main(argv):
   quick = driver.QUICK.value
   workdir, output = driver.paths('image_density', 'docs/image_density.md')
   try:
-    overrides = parse_overrides(image_density.get_config(), _OVERRIDES.value)
-    extras = [parse_extra(item) for item in _EXTRAS.value]
+    overrides = parse_overrides(image_density.get_config(), flags.FLAGS.override)
+    extras = [parse_extra(item) for item in flags.FLAGS.extras]
   except ConfigError as error:
     sys.exit(str(error))
   if quick:
     overrides = {**QUICK, **overrides}
   started = time.perf_counter()
   cells, failed = {}, {}
-  plan = [(HEADLINE[0], HEADLINE[1], v, 1 if quick else _SEEDS.value) for v in HEADLINE[2]]
+  plan = [(HEADLINE[0], HEADLINE[1], v, 1 if quick else flags.FLAGS.seeds) for v in HEADLINE[2]]
   plan += [(d, n, v, 1) for d, n, v in extras]
   for dataset, noise, variant, seeds in plan:
     try:
@@ -358,8 +360,8 @@ def main(argv):
       sys.exit(f'Missing input: {error}')
     except RunFailed as error:  # a diverged run is a result: reported, not averaged away
       failed[(dataset, noise, variant)] = str(error).split(': ', 1)[-1].split(' (whole log')[0]
-  for variant in _REEVALUATE.value:
-    reevaluate(cells[(HEADLINE[0], HEADLINE[1], variant)], _REEVALUATE_TEMPERATURES.value)
+  for variant in flags.FLAGS.reevaluate:
+    reevaluate(cells[(HEADLINE[0], HEADLINE[1], variant)], flags.FLAGS.reevaluate_temperatures)
   figures = os.path.join(os.path.dirname(output), 'image_density')
   os.makedirs(figures, exist_ok=True)
   curves_figure(cells, os.path.join(figures, 'curves.png'))
@@ -375,4 +377,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
