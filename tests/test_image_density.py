@@ -202,7 +202,8 @@ def _cell(bits, wall=100.0, bracket=0.001):
                  log_z={'ais': 0.1, 'reverse_ais': 0.2, 'bridge': 0.15},
                  log_z_se={'ais': 0.1, 'reverse_ais': 0.1, 'bridge': 0.1})
   return {'runs': [{'density': {**density, 'bits_per_dim': b, 'bits_per_dim_reverse': b + bracket},
-                    'wall_time_s': wall} for b in bits], 'wall_s': 3 * wall}
+                    'wall_time_s': wall, 'steps': 3000, 'run_dir': '/nonexistent'} for b in bits],
+          'wall_s': 3 * wall}
 
 
 def test_the_reports_import_side_by_side():

@@ -144,9 +144,13 @@ def density_of(cell, key) -> np.ndarray:
 
 
 def train_wall(cell) -> float:
-  """Mean seconds per run of fitting q0 and training (a run's ``wall_time_s`` stops before its final
-  evaluation; a resumed run counts only its last part)."""
-  return float(np.mean([r['wall_time_s'] for r in cell['runs']]))
+  """Mean seconds of training per run: its steps at the median of its logged rates (steps/s), which
+  neither a resumed run's lost first part nor a slow minute of a busy machine moves much."""
+  seconds = []
+  for run in cell['runs']:
+    rates = [r['train_steps_per_sec'] for r in read_metrics(run['run_dir']) if 'train_steps_per_sec' in r]
+    seconds.append(run['steps'] / float(np.median(rates)) if rates else run['wall_time_s'])
+  return float(np.mean(seconds))
 
 
 def crossed(density: dict) -> bool:
