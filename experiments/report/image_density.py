@@ -133,8 +133,10 @@ def reevaluate(cell, temperatures: int) -> None:
       config = ConfigDict(run['config'])
       config.ais.num_temperatures = temperatures
       state, task = fit(config, run['run_dir'])  # at its last step: restores, trains nothing
-      with open(path, 'w') as f:
-        json.dump(task.report(state.ema_params, run['run_dir'])['density'], f, indent=2)
+      density = task.report(state.ema_params, run['run_dir'])['density']
+      with open(path + '.tmp', 'w') as f:  # whole or absent: an interrupted evaluation is redone
+        json.dump(density, f, indent=2)
+      os.replace(path + '.tmp', path)
     with open(path) as f:
       run['density'] = json.load(f)
 
