@@ -88,7 +88,7 @@ below the forward: validation images are not the model's samples), says so. The 
 AIS one, as TRE reports. Where the brackets cross, the reverse run is no upper bound (validation images
 are not the model's samples, and its estimate moves with the temperature count): the forward number is
 then a lower bound on log Z only, and a paired gap smaller than the crossing is not judged. The
-telescoped models' log ratios span ~60 nats between test images and noise against ~20 for one ratio,
+telescoped models' log ratios span ~55 nats between test images and noise against ~20 for one ratio,
 which is why their cells were evaluated again with more temperatures (the table says how many).
 """
 
