@@ -297,7 +297,7 @@ def curves_figure(cells: dict, path: str) -> str:
     axes[1].plot(steps, [r['eval_bits_per_dim_proxy'] for r in evals], label=VARIANTS[variant][0])
   plotting.label(axes[0], 'step', 'held-out E[s] (nats)', title='Fashion-MNIST, Gaussian noise, seed 0')
   plotting.label(axes[1], 'step', 'bits/dim proxy (log Z by IS)')
-  return plotting.save(figure, path, legend_axes=axes[0])
+  return plotting.save(figure, path, legend_axes=[axes[0]])
 
 
 def render(cells: dict, quick: bool, total_s: float, figures: str, failed: dict | None = None) -> str:
@@ -338,11 +338,18 @@ def render(cells: dict, quick: bool, total_s: float, figures: str, failed: dict 
   for dataset, noise, variant in cells:
     lines.append(f'{NAMES[dataset]}, {NAMES[noise]} noise, {VARIANTS[variant][0]}: '
                  f'![samples]({figures}/samples_{dataset}_{noise}_{variant}.png)')
-  missing = [f'{VARIANTS[v][0]}' for v in VARIANTS if ('fashion_mnist', 'gaussian', v) not in cells]
+  tried = set(cells) | set(failed or {})
+  missing = [f'{VARIANTS[v][0]}' for v in VARIANTS if ('fashion_mnist', 'gaussian', v) not in tried]
+  copula = any(noise == 'copula' for _, noise, _ in tried)
+  reevaluated = sum(r['density']['evaluation_wall_s'] for c in cells.values() for r in c['runs']
+                    if r['density']['ais_temperatures'] != image_density.get_config().ais.num_temperatures)
   lines += ['', '## What was run and what was not', '',
-            f'All runs: {total_s / 60:.0f} min on this machine (2 CPU cores), one run at a time. '
-            f'Run: {len(cells)} cells, {sum(len(c["runs"]) for c in cells.values())} runs. '
+            f'All runs: {total_s / 60:.0f} min of training and evaluation on this machine (2 CPU cores), '
+            f'one run at a time, and {reevaluated / 60:.0f} min of AIS re-evaluation. '
+            f'Run: {len(cells)} cells, {sum(len(c["runs"]) for c in cells.values())} runs, and '
+            f'{len(failed or {})} that failed. '
             'Not run: a normalising-flow noise (not built yet), TRE in a flow\'s latent space, '
+            + ('' if copula else 'the copula noise (built and tested, no runs yet), ')
             + (f'on Fashion-MNIST with Gaussian noise: {", ".join(missing)}; ' if missing else '')
             + 'more than one seed outside the headline cells.']
   return '\n'.join(lines) + '\n'
