@@ -12,6 +12,7 @@ sample in closed form. With identity splines it is the full-covariance Gaussian.
 ``sample(key, shape)`` and ``log_prob(y)`` like every :mod:`nnce_jax.noise` distribution.
 """
 
+import functools
 from collections.abc import Sequence
 
 import distrax
@@ -59,8 +60,15 @@ def fit_gaussian_copula(key, y: jax.Array, *, num_bins: int = 16, bound: float =
   stage's loss curve ``[num_steps]`` (mean negative log-likelihood per dimension of ``z``)."""
   y = jnp.asarray(y, jnp.float32)
   loc, scale = jnp.mean(y, 0), jnp.std(y, 0) + 1e-6
-  u = (y - loc) / scale
-  params = jnp.zeros((y.shape[1], 3 * num_bins + 1), jnp.float32)  # the identity spline
+  params, losses, z = _fit_marginals(key, (y - loc) / scale, num_bins=num_bins, bound=bound,
+                                     num_steps=num_steps, batch_size=batch_size, learning_rate=learning_rate)
+  return GaussianCopula(loc, scale, params, noise.fit_gaussian(z, ridge), bound), losses
+
+
+@functools.partial(jax.jit, static_argnames=('num_bins', 'bound', 'num_steps', 'batch_size', 'learning_rate'))
+def _fit_marginals(key, u, *, num_bins, bound, num_steps, batch_size, learning_rate):
+  """Each column's spline fitted so that ``z = g(u)`` is standard normal: ``(params, losses, z)``."""
+  params = jnp.zeros((u.shape[1], 3 * num_bins + 1), jnp.float32)  # the identity spline
   tx = optax.adam(learning_rate)
 
   def marginal_nll(params, batch):
@@ -75,6 +83,4 @@ def fit_gaussian_copula(key, y: jax.Array, *, num_bins: int = 16, bound: float =
     return (optax.apply_updates(params, updates), opt_state), loss
 
   (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(key, num_steps))
-  z = distrax.RationalQuadraticSpline(params, -bound, bound).forward(u)
-  copula = GaussianCopula(loc, scale, params, noise.fit_gaussian(z, ridge), bound)
-  return copula, losses
+  return params, losses, distrax.RationalQuadraticSpline(params, -bound, bound).forward(u)
