@@ -92,15 +92,17 @@ def fit_noise(config, y_train: jax.Array):
 
 
 def whitened(base, log_ratio, key):
-  """AIS's coordinates: ``(base_w, log_ratio_w, to_y, preconditioner)``. For the Gaussian
+  """AIS's coordinates: ``(base_w, log_ratio_w, to_y, to_w, preconditioner)``. For the Gaussian
   ``q0 = N(m, L L^T)`` the chains run in ``w = L^-1 (y - m)`` against ``N(0, I)`` (the same Z,
   and HMC sees ``q0`` isotropic: 3x cheaper than a triangular solve per gradient); for other
   noises they run in ``y`` preconditioned by the Cholesky factor of 20,000 draws' covariance."""
   if isinstance(base, noise_lib.Gaussian):
     to_y = lambda w: w @ base.scale_tril.T + base.mean  # noqa: E731
-    return noise_lib.isotropic_gaussian(base.dim), lambda w: log_ratio(to_y(w)), to_y, None
+    to_w = lambda y: jax.scipy.linalg.solve_triangular(base.scale_tril, (y - base.mean).T, lower=True).T  # noqa: E731
+    return noise_lib.isotropic_gaussian(base.dim), lambda w: log_ratio(to_y(w)), to_y, to_w, None
   covariance = jnp.cov(base.sample(key, (20000,)).T)
-  return base, log_ratio, lambda y: y, jnp.linalg.cholesky(covariance)
+  identity = lambda y: y  # noqa: E731
+  return base, log_ratio, identity, identity, jnp.linalg.cholesky(covariance)
 
 
 def build(config) -> Task:
@@ -177,14 +179,12 @@ def evaluate_density(config, model, params, base, mean, x_val, y_val, x_test, y_
   log_ratio = jax.jit(lambda x: ratio.log_ratio(model, params, x))
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 4)
   cov_key, forward_key, reverse_key, start_key, bridge_key = jax.random.split(key, 5)
-  base_w, log_ratio_w, to_y, preconditioner = whitened(base, log_ratio, cov_key)
+  base_w, log_ratio_w, to_y, to_w, preconditioner = whitened(base, log_ratio, cov_key)
   options = dict(num_temperatures=a.num_temperatures, num_leapfrog=a.num_leapfrog, step_size=a.step_size,
                  preconditioner=preconditioner)
   forward = jax.jit(lambda k: ais.annealed_importance_sampling(
       k, log_ratio_w, base_w, num_chains=a.num_chains, **options))(forward_key)
-  starts = y_val[jax.random.choice(start_key, y_val.shape[0], (a.num_chains,), replace=False)]
-  if preconditioner is None:  # the Gaussian's whitened coordinates
-    starts = jax.scipy.linalg.solve_triangular(base.scale_tril, (starts - base.mean).T, lower=True).T
+  starts = to_w(y_val[jax.random.choice(start_key, y_val.shape[0], (a.num_chains,), replace=False)])
   reverse = jax.jit(lambda k, x: ais.reverse_annealed_importance_sampling(
       k, log_ratio_w, base_w, x, **options))(reverse_key, starts)
   y_noise = base.sample(bridge_key, (a.num_bridge_samples,))
