@@ -26,15 +26,19 @@ def make_ratio_sampler(sample_data: SampleData, noise, noise_per_data: int, batc
   """Returns ``sample_batch(key, inputs=None) -> {'data': [B, d], 'noise': [B, nu, d]}``.
 
   ``x = sample_data(data_key, B)`` and ``y ~ noise.sample(noise_key, (B, nu))``, ``nu =
-  noise_per_data`` (``objective.noise_per_data``). ``inputs`` is ignored: synthetic tasks
-  need no host data.
+  noise_per_data`` (``objective.noise_per_data``). ``inputs`` is ``None`` (synthetic tasks
+  need no host data) or the step's N^2CE ``log M`` repeated per example, ``[B]``: a
+  magnitude the host adapts between dispatches, carried as ``batch['log_magnitude']`` so
+  that changing it needs no recompilation.
   """
 
   def sample_batch(key, inputs=None):
-    del inputs
     data_key, noise_key = jax.random.split(key)
-    return {'data': sample_data(data_key, batch_size),
-            'noise': noise.sample(noise_key, (batch_size, noise_per_data))}
+    batch = {'data': sample_data(data_key, batch_size),
+             'noise': noise.sample(noise_key, (batch_size, noise_per_data))}
+    if inputs is not None:
+      batch['log_magnitude'] = inputs
+    return batch
 
   return sample_batch
 
@@ -45,12 +49,14 @@ def make_ratio_loss(log_ratio_fn: LogRatioFn, objective: Objective):
 
   def loss_fn(params, rng, batch, step=0):
     del rng  # the batch carries all the randomness
-    return ratio_loss(log_ratio_fn, params, batch['data'], batch['noise'], objective, step)
+    log_magnitude = batch['log_magnitude'][0] if 'log_magnitude' in batch else None  # equal on every row
+    return ratio_loss(log_ratio_fn, params, batch['data'], batch['noise'], objective, step, log_magnitude)
 
   return loss_fn
 
 
-def ratio_loss(log_ratio_fn: LogRatioFn, params, x_data, x_noise, objective: Objective, step=0):
+def ratio_loss(log_ratio_fn: LogRatioFn, params, x_data, x_noise, objective: Objective, step=0,
+               log_magnitude=None):
   """The objective on data ``x_data [b, d]`` against noise ``x_noise [b, nu, d]`` (row ``i``:
   the noise of data point ``i``), telescoped over the ``K`` heads of ``log_ratio_fn``.
 
@@ -61,7 +67,8 @@ def ratio_loss(log_ratio_fn: LogRatioFn, params, x_data, x_noise, objective: Obj
 
       loss = objective.loss([s_k(x_{k-1})]_k  [K, b],  [s_k(x_k)]_k  [K, b * nu])
 
-  ``K = 1`` is plain data against noise. Returns ``(loss, {'loss', *diagnostics})``.
+  ``K = 1`` is plain data against noise; ``log_magnitude`` overrides N^2CE's ``M`` (see
+  :class:`~nnce_jax.objectives.Objective`). Returns ``(loss, {'loss', *diagnostics})``.
   """
   chex.assert_rank([x_data, x_noise], [2, 3])
   b, nu, d = x_noise.shape
@@ -77,5 +84,5 @@ def ratio_loss(log_ratio_fn: LogRatioFn, params, x_data, x_noise, objective: Obj
   s_data = jnp.stack([s_at_data[:, 0]] + [log_ratios[k][::nu, k] for k in range(1, num_stages)])
   s_noise = jnp.stack([log_ratios[k + 1][:, k] for k in range(num_stages)])
   chex.assert_shape([s_data, s_noise], [(num_stages, b), (num_stages, b * nu)])
-  loss, diagnostics = objective.loss(s_data, s_noise, step)
+  loss, diagnostics = objective.loss(s_data, s_noise, step, log_magnitude)
   return loss, {'loss': loss, **diagnostics}

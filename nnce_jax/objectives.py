@@ -17,6 +17,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from nnce_jax import schedules
+
 Diagnostics = dict[str, jax.Array]
 BinaryLoss = Callable[[jax.Array, jax.Array], tuple[jax.Array, Diagnostics]]
 
@@ -174,11 +176,36 @@ def telescoped_log_ratio(stage_log_ratios: jax.Array) -> jax.Array:
 class Objective(NamedTuple):
   """A telescoped objective ready for training.
 
-  ``loss(stage_log_ratio_data [K, n], stage_log_ratio_noise [K, n * noise_per_data], step=0)``
-  returns ``(loss, diagnostics)``; ``step`` feeds a magnitude schedule.
+  ``loss(stage_log_ratio_data [K, n], stage_log_ratio_noise [K, n * noise_per_data], step=0,
+  log_magnitude=None)`` returns ``(loss, diagnostics)``; ``step`` feeds a magnitude schedule;
+  ``log_magnitude``, a (traced) scalar, overrides N^2CE's magnitude for this call: the
+  automatic magnitude of :mod:`nnce_jax.schedules`, set between steps by the host.
   """
   loss: Callable[..., tuple[jax.Array, Diagnostics]]
   noise_per_data: int
+
+
+def _cross_fitted_noisier_nce(log_ratio_data, log_ratio_noise):
+  """N^2CE with ``M`` picked by :func:`~nnce_jax.schedules.effective_sample_size_log_magnitude`
+  on one half of the noise and applied to the other half, and the other way round:
+
+  ``L = (L_{M(B)}(x, y_A) + L_{M(A)}(x, y_B)) / 2``.
+
+  An ``M`` read off the very noise points it weighs is small exactly when a point with a
+  large ratio is present, so those points, which hold ``E_q0[exp(s)]`` at 1, would be
+  systematically under-weighted and the ratio would drift upwards; each half's ``M`` is
+  independent of the other half, so every term stays a proper scoring rule.
+  """
+  half = log_ratio_noise.shape[0] // 2
+  if half < 1:
+    raise ValueError('the ess magnitude needs at least 2 noise points per stage')
+  first, second = log_ratio_noise[:half], log_ratio_noise[half:]
+  log_m_first = schedules.effective_sample_size_log_magnitude(first)
+  log_m_second = schedules.effective_sample_size_log_magnitude(second)
+  loss_a, diagnostics_a = noisier_nce_loss(log_ratio_data, second, log_magnitude=log_m_first)
+  loss_b, diagnostics_b = noisier_nce_loss(log_ratio_data, first, log_magnitude=log_m_second)
+  diagnostics = jax.tree.map(lambda a, b: 0.5 * (a + b), diagnostics_a, diagnostics_b)
+  return 0.5 * (loss_a + loss_b), {**diagnostics, 'log_magnitude': 0.5 * (log_m_first + log_m_second)}
 
 
 def make_objective(name: str, *, magnitude: float | Callable = 1.0, log_magnitude: float | None = None,
@@ -186,32 +213,43 @@ def make_objective(name: str, *, magnitude: float | Callable = 1.0, log_magnitud
   """Builds the objective ``name`` (one of :data:`OBJECTIVES`).
 
   ``noise_ratio`` real noise samples are drawn per data sample (``nce`` also uses it as its
-  ``nu``); ``ranking_nce`` draws ``num_candidates - 1``. ``magnitude`` is N^2CE's ``M``, or
-  a schedule ``step -> M`` (:mod:`nnce_jax.schedules`); ``log_magnitude``, when given, is a
+  ``nu``); ``ranking_nce`` draws ``num_candidates - 1``. ``magnitude`` is N^2CE's ``M``, a
+  schedule ``step -> M`` (:mod:`nnce_jax.schedules`), or ``'ess'``: each step's own ``M`` from
+  its noise logits (:func:`~nnce_jax.schedules.effective_sample_size_log_magnitude`,
+  cross-fitted over two halves of the noise, reported as the diagnostic ``log_magnitude``);
+  ``log_magnitude``, when given, is a
   constant ``log M`` used instead (for ``M`` past 1e12). ``l2_penalty`` adds
   :func:`log_ratio_l2_penalty` with that weight to every stage.
   """
   if log_magnitude is not None:
     weight = {'log_magnitude': log_magnitude}
     weight_at = lambda step: weight  # noqa: E731
+  elif magnitude == 'ess':
+    weight_at = None  # decided per stage from its noise logits, below
   else:
     weight_at = lambda step: {'magnitude': magnitude(step) if callable(magnitude) else magnitude}  # noqa: E731
   if name == 'nce':
-    base, noise_per_data = (lambda d, n, step: nce_loss(d, n, noise_ratio)), noise_ratio
+    base, noise_per_data = (lambda d, n, step, weight: nce_loss(d, n, noise_ratio)), noise_ratio
   elif name == 'noisier_nce':
-    def base(d, n, step):
-      return noisier_nce_loss(d, n, **weight_at(step))
+    def base(d, n, step, weight):
+      if weight is None and weight_at is None:
+        return _cross_fitted_noisier_nce(d, n)
+      return noisier_nce_loss(d, n, **(weight or weight_at(step)))
     noise_per_data = noise_ratio
   elif name == 'nwj':
-    base, noise_per_data = (lambda d, n, step: nwj_loss(d, n)), noise_ratio
+    base, noise_per_data = (lambda d, n, step, weight: nwj_loss(d, n)), noise_ratio
   elif name == 'ranking_nce':
-    base, noise_per_data = (lambda d, n, step: ranking_nce_loss(d, n)), num_candidates - 1
+    base, noise_per_data = (lambda d, n, step, weight: ranking_nce_loss(d, n)), num_candidates - 1
   else:
     raise ValueError(f'objective.name={name!r} is not one of {", ".join(OBJECTIVES)}')
 
-  def loss(stage_log_ratio_data, stage_log_ratio_noise, step=0):
+  def loss(stage_log_ratio_data, stage_log_ratio_noise, step=0, log_magnitude=None):
+    if log_magnitude is not None and name != 'noisier_nce':
+      raise ValueError(f'log_magnitude is noisier_nce\'s, not {name}\'s')
+    weight = None if log_magnitude is None else {'log_magnitude': log_magnitude}
+
     def stage_loss(log_ratio_data, log_ratio_noise):
-      value, diagnostics = base(log_ratio_data, log_ratio_noise, step)
+      value, diagnostics = base(log_ratio_data, log_ratio_noise, step, weight)
       if l2_penalty:
         penalty = log_ratio_l2_penalty(log_ratio_data, log_ratio_noise, l2_penalty)
         value, diagnostics = value + penalty, {**diagnostics, 'l2_penalty': penalty}

@@ -146,7 +146,7 @@ def _first_nonfinite(chunks, first_step):
 
 
 def train(state: TrainState, train_step: TrainStep, *, parallel: DataParallel, config,
-          batches_for: Callable[[int], Any] | None = None, eval_fn=None, manager=None,
+          batches_for: Callable[[int], Any] | None = None, eval_fn=None, on_eval=None, manager=None,
           writer=None) -> tuple[TrainState, list[dict]]:
   """Runs ``train_step`` from ``state.step`` to ``config.num_steps``.
 
@@ -155,7 +155,10 @@ def train(state: TrainState, train_step: TrainStep, *, parallel: DataParallel, c
   it; ``None`` when ``train_step.sample`` draws the whole batch itself.
   ``config`` holds ``num_steps, steps_per_dispatch, sync_every, log_every, eval_every,
   checkpoint_every, on_nonfinite`` (``eval_every``/``checkpoint_every`` 0: only at the end).
-  ``eval_fn(params) -> dict`` runs on the logical EMA params; ``writer`` has
+  ``eval_fn(params) -> dict`` runs on the logical EMA params; ``on_eval(step, record,
+  params) -> bool`` sees each evaluation (``record`` as in the history) with those params on
+  the host, e.g. :class:`~nnce_jax.selection.HeldOutSelection`, and ``True`` stops training
+  there (early stopping; a checkpoint of that step is saved). ``writer`` has
   ``write(step, scalars)``. Returns the final logical state (on the host) and the eval history.
   """
   spd, num_steps = config.steps_per_dispatch, config.num_steps
@@ -202,18 +205,25 @@ def train(state: TrainState, train_step: TrainStep, *, parallel: DataParallel, c
         if writer:
           writer.write(step, means)
 
+      stopping_early = False
       if eval_fn is not None and due(config.eval_every):
-        record = {f'eval_{k}': float(v) for k, v in eval_fn(parallel.host_state(placed).ema_params).items()}
+        ema_params = parallel.host_state(placed).ema_params
+        record = {f'eval_{k}': float(v) for k, v in eval_fn(ema_params).items()}
         history.append({'step': step, **record})
         if writer:
           writer.write(step, record)
+        if on_eval is not None and on_eval(step, record, ema_params):
+          logging.info('stopped early at step %d/%d: the held-out score stopped improving', step, num_steps)
+          stopping_early = True
 
-      if manager is not None and (due(config.checkpoint_every) or stopping):
+      if manager is not None and (due(config.checkpoint_every) or stopping or stopping_early):
         checkpoint.save(manager, step, parallel.get_state(placed))
       if stopping:
         if manager is not None:
           manager.wait_until_finished()
         raise Preempted(f'SIGTERM at step {step}; checkpoint saved, rerun to resume')
+      if stopping_early:
+        break
 
   if manager is not None:
     manager.wait_until_finished()
