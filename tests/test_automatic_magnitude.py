@@ -139,7 +139,7 @@ def test_the_automatic_magnitude_is_larger_on_a_deeper_chasm_and_follows_the_kl(
   for sigma in (0.5, 1e-3):
     x, kl = _chasm(sigma)
     result = fit.fit_ratio(x, noise.isotropic_gaussian(1), model='gaussian', num_steps=400, batch_size=256,
-                           learning_rate=5e-2, eval_every=20)
+                           learning_rate=5e-2, eval_every=40)
     log_m = np.log([h['magnitude'] for h in result.history])
     kls = np.array([h['kl'] for h in result.history])
     assert log_m[0] == pytest.approx(math.log(1e4), rel=1e-5)  # the cap, until the first evaluation

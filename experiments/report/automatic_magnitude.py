@@ -128,7 +128,10 @@ O(M²/n) variance of Prop. 3.3). Three ways to trade the two, each from what tra
 - **ESS** (`magnitude="ess"`, inside each step: `schedules.effective_sample_size_log_magnitude`):
   the largest M on a half-decade grid in [1, 10⁴] whose noise weights M r_j/(M + r_j) keep an
   effective sample size (Σw)²/Σw² of at least half of NCE's on the same batch: M grows until the
-  variance it buys shows in the batch itself.
+  variance it buys shows in the batch itself. Cross-fitted: M read off one half of the noise weighs
+  the other half. A first version read M off the very points it weighed; it was small exactly when
+  a heavy noise point was there, under-weighted the points that hold E_q0[exp(s)] at 1, and the
+  estimate drifted upward (10-D pair: 3.32 nats of error at 8,000 steps, 0.90 cross-fitted).
 """
 
 
