@@ -29,9 +29,13 @@ SMOKE = [
     ('mutual_information', {'objective.num_stages': 2, 'data.num_train': 1000}),
     ('density_chasm', {'objective.magnitude_schedule': 'cosine', 'objective.magnitude': 1e4}),
 ]
+# The default tier runs one config per task; the other objectives and backends, unit-tested on
+# their own, go through the whole config path in the slow tier.
+FAST_SMOKE = {0, 6}
 
 
-@pytest.mark.parametrize('task, overrides', SMOKE)
+@pytest.mark.parametrize('task, overrides', [
+    pytest.param(*case, marks=() if i in FAST_SMOKE else pytest.mark.slow) for i, case in enumerate(SMOKE)])
 def test_each_config_runs_a_few_steps(tmp_path, task, overrides):
   config = small_config(task, num_steps=20, eval_every=20, log_every=20, checkpoint_every=20)
   first_of_task = next(o for t, o in SMOKE if t == task) == overrides
@@ -54,6 +58,7 @@ def test_each_config_runs_a_few_steps(tmp_path, task, overrides):
     assert all(np.isfinite(e['log_z']) for e in likelihood['estimators'].values())
 
 
+@pytest.mark.slow
 def test_normalizer_benchmark_writes_its_table_and_plot(tmp_path):
   from experiments.configs import log_z_estimators as log_z_config
   from experiments.tasks.log_z_estimators import evaluate
@@ -147,6 +152,7 @@ def test_main_rejects_a_bad_config_before_writing(tmp_path):
   assert not workdir.exists()
 
 
+@pytest.mark.slow
 def test_density_chasm_reaches_the_closed_form_kl(tmp_path):
   config = small_config(num_steps=3000, log_every=1000, eval_every=500, checkpoint_every=0)
   config.train.update(batch_size=1000, steps_per_dispatch=50, sync_every=50)

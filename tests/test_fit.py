@@ -35,6 +35,7 @@ def test_fits_the_closed_form_kl_from_an_array(gaussian_pair):
   assert [r['step'] for r in result.history] == [200, 400, 600]
 
 
+@pytest.mark.slow
 def test_fits_from_a_sampler_with_an_mlp_and_telescoping(gaussian_pair):
   target, base, kl = gaussian_pair
   result = fit.fit_ratio(lambda key, n: target.sample(key, (n,)), base, objective='nce',
@@ -68,6 +69,7 @@ def test_bad_data_is_refused():
     fit.fit_ratio(np.zeros((100, 2), np.float32), object())
 
 
+@pytest.mark.slow
 def test_checkpoint_dir_resumes_to_the_same_result(tmp_path, gaussian_pair):
   target, base, _ = gaussian_pair
   samples = target.sample(jax.random.PRNGKey(0), (2000,))

@@ -126,7 +126,8 @@ def _garble(step_dir):
         f.write(np.random.default_rng(0).bytes(max(os.path.getsize(path), 16)))
 
 
-@pytest.mark.parametrize('damage', [_truncate, _garble], ids=['truncated', 'garbled'])
+@pytest.mark.parametrize('damage', [_truncate, pytest.param(_garble, marks=pytest.mark.slow)],
+                         ids=['truncated', 'garbled'])
 def test_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, damage, caplog):
   unbroken, _ = fit(small_config(num_steps=100), str(tmp_path / 'unbroken'))
   fit(small_config(num_steps=100), str(tmp_path / 'run'))

@@ -8,6 +8,7 @@ import pytest
 from nnce_jax import sample_distances
 
 
+@pytest.mark.slow
 def test_sliced_wasserstein_is_zero_on_equal_samples_and_sees_a_shift():
   a = jax.random.normal(jax.random.PRNGKey(0), (4000, 4))
   key = jax.random.PRNGKey(1)

@@ -70,6 +70,7 @@ def test_svgd_moments():
   assert_moments(particles, 0.06, 0.08)
 
 
+@pytest.mark.slow
 def test_effective_sample_size_of_known_chains():
   iid = jax.random.normal(jax.random.PRNGKey(8), (1000, 4, 3))
   np.testing.assert_allclose(sampling.effective_sample_size(iid), 4000, rtol=0.15)
