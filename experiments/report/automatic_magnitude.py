@@ -280,8 +280,10 @@ def _summary(results: dict, num_steps: dict) -> list[str]:
                  f'over NCE {c["worst_excess"]:+.3g} nats.')
   if safe:
     choice = min(safe, key=lambda m: counts[m]['worst_excess'])
+    default = ('the rule of `fit_ratio`\'s default' if choice == 'exp_kl'
+               else 'not `fit_ratio`\'s default (exp KL)')
     lines += ['', f'Never worse than NCE on any benchmark: {", ".join(LABELS[m] for m in safe)}; the '
-              f'smallest worst case among them: **{LABELS[choice]}**, `fit_ratio`\'s default.']
+              f'smallest worst case among them: **{LABELS[choice]}**, {default}.']
   if 'pair10d' in results:
     runs = results['pair10d']['runs']
     cells = [f'{b:,}: {_interval(_errors(runs["exp_kl"], b, False), _errors(runs["nce"], b, False))}'
