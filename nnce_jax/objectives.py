@@ -217,39 +217,37 @@ def make_objective(name: str, *, magnitude: float | Callable = 1.0, log_magnitud
   schedule ``step -> M`` (:mod:`nnce_jax.schedules`), or ``'ess'``: each step's own ``M`` from
   its noise logits (:func:`~nnce_jax.schedules.effective_sample_size_log_magnitude`,
   cross-fitted over two halves of the noise, reported as the diagnostic ``log_magnitude``);
-  ``log_magnitude``, when given, is a
-  constant ``log M`` used instead (for ``M`` past 1e12). ``l2_penalty`` adds
-  :func:`log_ratio_l2_penalty` with that weight to every stage.
+  ``log_magnitude``, when given, is a constant ``log M`` used instead (for ``M`` past 1e12).
+  ``l2_penalty`` adds :func:`log_ratio_l2_penalty` with that weight to every stage.
   """
-  if log_magnitude is not None:
-    weight = {'log_magnitude': log_magnitude}
-    weight_at = lambda step: weight  # noqa: E731
-  elif magnitude == 'ess':
-    weight_at = None  # decided per stage from its noise logits, below
-  else:
-    weight_at = lambda step: {'magnitude': magnitude(step) if callable(magnitude) else magnitude}  # noqa: E731
+  def weight_at(step):
+    """N^2CE's keyword for this step's ``M``, or ``None`` for ``'ess'`` (set by each stage)."""
+    if log_magnitude is not None:
+      return {'log_magnitude': log_magnitude}
+    if magnitude == 'ess':
+      return None
+    return {'magnitude': magnitude(step) if callable(magnitude) else magnitude}
+
   if name == 'nce':
-    base, noise_per_data = (lambda d, n, step, weight: nce_loss(d, n, noise_ratio)), noise_ratio
+    base, noise_per_data = (lambda d, n, weight: nce_loss(d, n, noise_ratio)), noise_ratio
   elif name == 'noisier_nce':
-    def base(d, n, step, weight):
-      if weight is None and weight_at is None:
-        return _cross_fitted_noisier_nce(d, n)
-      return noisier_nce_loss(d, n, **(weight or weight_at(step)))
+    def base(d, n, weight):
+      return _cross_fitted_noisier_nce(d, n) if weight is None else noisier_nce_loss(d, n, **weight)
     noise_per_data = noise_ratio
   elif name == 'nwj':
-    base, noise_per_data = (lambda d, n, step, weight: nwj_loss(d, n)), noise_ratio
+    base, noise_per_data = (lambda d, n, weight: nwj_loss(d, n)), noise_ratio
   elif name == 'ranking_nce':
-    base, noise_per_data = (lambda d, n, step, weight: ranking_nce_loss(d, n)), num_candidates - 1
+    base, noise_per_data = (lambda d, n, weight: ranking_nce_loss(d, n)), num_candidates - 1
   else:
     raise ValueError(f'objective.name={name!r} is not one of {", ".join(OBJECTIVES)}')
 
   def loss(stage_log_ratio_data, stage_log_ratio_noise, step=0, log_magnitude=None):
     if log_magnitude is not None and name != 'noisier_nce':
       raise ValueError(f'log_magnitude is noisier_nce\'s, not {name}\'s')
-    weight = None if log_magnitude is None else {'log_magnitude': log_magnitude}
+    weight = weight_at(step) if log_magnitude is None else {'log_magnitude': log_magnitude}
 
     def stage_loss(log_ratio_data, log_ratio_noise):
-      value, diagnostics = base(log_ratio_data, log_ratio_noise, step, weight)
+      value, diagnostics = base(log_ratio_data, log_ratio_noise, weight)
       if l2_penalty:
         penalty = log_ratio_l2_penalty(log_ratio_data, log_ratio_noise, l2_penalty)
         value, diagnostics = value + penalty, {**diagnostics, 'l2_penalty': penalty}
