@@ -54,10 +54,13 @@ class GaussianCopula:
 
 
 def fit_gaussian_copula(key, y: jax.Array, *, num_bins: int = 16, bound: float = 6.0, num_steps: int = 2000,
-                        batch_size: int = 1024, learning_rate: float = 1e-2,
+                        batch_size: int = 256, learning_rate: float = 1e-2,
                         ridge: float = 1e-6) -> tuple[GaussianCopula, jax.Array]:
   """Maximum-likelihood :class:`GaussianCopula` of ``y [n, d]``; returns it and the marginal
-  stage's loss curve ``[num_steps]`` (mean negative log-likelihood per dimension of ``z``)."""
+  stage's loss curve ``[num_steps]`` (mean negative log-likelihood per dimension of ``z``).
+  The cost is one spline evaluation per coordinate of the batch (about 1 s per step of 1,024 images
+  of 784 pixels on one CPU core); each marginal has only ``3 * num_bins + 1`` parameters, which
+  a batch of 256 already determines well."""
   y = jnp.asarray(y, jnp.float32)
   loc, scale = jnp.mean(y, 0), jnp.std(y, 0) + 1e-6
   params, losses, z = _fit_marginals(key, (y - loc) / scale, num_bins=num_bins, bound=bound,

@@ -144,7 +144,8 @@ def test_noisier_nce_given_log_m_matches_m_and_tends_to_nwj_past_float32():
 
 
 @pytest.mark.parametrize('field, value, message', [
-    ('noise.name', 'flow', 'config.noise.name=.*allowed values: gaussian, copula'),
+    ('noise.name', 'maf', 'config.noise.name=.*allowed values: gaussian, copula, flow'),
+    ('noise.flow_bins', 1, r'config.noise.flow_bins=1 is invalid; it must be an integer in \[2, inf\)'),
     ('model.name', 'gaussian', 'config.model.name=.*allowed values: resmlp, mlp'),
     ('model.num_blocks', 0, r'config.model.num_blocks=0 is invalid; it must be an integer in \[1, inf\)'),
     ('ais.num_chains', 7000, 'config.ais.num_chains=7000 is invalid; reverse chains start at validation'),
@@ -166,7 +167,8 @@ def test_log_magnitude_with_a_schedule_is_refused():
 
 
 @pytest.mark.slow
-def test_image_density_runs_end_to_end_on_small_generated_images(tmp_path, monkeypatch):
+@pytest.mark.parametrize('noise_name', ['gaussian', 'flow'])
+def test_image_density_runs_end_to_end_on_small_generated_images(tmp_path, monkeypatch, noise_name):
   from experiments.configs import image_density
   from experiments.run.training import run
   source = tmp_path / 'idx'
@@ -180,7 +182,9 @@ def test_image_density_runs_end_to_end_on_small_generated_images(tmp_path, monke
   config = image_density.get_config()
   config.data.update(num_validation=100, num_test=100)
   config.model.update(width=32, num_blocks=1)
-  config.objective.update(num_stages=2, log_magnitude=300.0)
+  config.objective.update(num_stages=2, log_magnitude=300.0)  # with the flow: TRE in its latent space
+  config.noise.update(name=noise_name, flow_layers=2, flow_hidden=8, flow_steps=20,
+                      cache_dir=str(tmp_path / 'q0'))
   config.train.update(num_steps=20, batch_size=32, steps_per_dispatch=10, sync_every=10, log_every=10,
                       eval_every=10, checkpoint_every=20)
   config.ais.update(num_chains=8, num_temperatures=10, num_bridge_samples=200)
@@ -190,6 +194,7 @@ def test_image_density_runs_end_to_end_on_small_generated_images(tmp_path, monke
   assert math.isfinite(density['bits_per_dim']) and math.isfinite(density['noise_bits_per_dim'])
   assert density['log_magnitude'] == 300.0 and density['ais_temperatures'] == 10
   assert (tmp_path / 'run' / 'samples.png').exists()
+  assert len(list((tmp_path / 'q0').glob('flow_*.msgpack'))) == (noise_name == 'flow')
   written = json.load(open(tmp_path / 'run' / 'summary.json'))
   assert written['density']['bits_per_dim'] == density['bits_per_dim']
   from experiments.report import image_density as report  # log Z again with more temperatures
@@ -233,12 +238,18 @@ def test_image_density_verdicts_follow_the_paired_intervals():
   assert found['(b)'].verdict == INCONCLUSIVE  # +0.007 [-0.03, 0.04]
   assert found['(c)'].verdict == REPRODUCED and found['(c)'].numbers['cost'] == pytest.approx(0.225)
   assert 'within the AIS bracket' not in found['(a)'].evidence
-  assert found['(d)'].verdict == INCONCLUSIVE  # no copula or flow runs
+  assert found['(d)'].verdict == INCONCLUSIVE and 'fewer than two noises' in found['(d)'].evidence
+  flow = lambda v: ('fashion_mnist', 'flow', v)  # noqa: E731
+  cells[flow('nce')], cells[flow('noisier_nce')] = _cell([3.0, 3.1, 3.2]), _cell([3.0, 3.09, 3.21])
+  assert report.verdicts(cells)[3].verdict == REPRODUCED  # a 0.05 gain, then ~0 with the flow
+  cells[flow('noisier_nce')] = _cell([2.9, 3.0, 3.1])
+  assert report.verdicts(cells)[3].verdict == NOT_REPRODUCED  # the flow gains 0.1, more than 0.05
   cells[key('noisier_nce')] = _cell([4.15, 4.16, 4.17], wall=90.0)
   assert {v.claim[:3]: v for v in report.verdicts(cells)}['(a)'].verdict == NOT_REPRODUCED
   cells[key('nce')] = _cell([4.10, 4.12, 4.11], bracket=0.2)  # N²CE's 0.05 loss is inside NCE's bracket
   assert 'within the AIS bracket, 0.2000' in {v.claim[:3]: v for v in report.verdicts(cells)}['(a)'].evidence
-  text = report.render(cells, quick=False, total_s=600.0, figures='image_density',
+  assert report.verdicts(cells)[3].verdict == INCONCLUSIVE  # N²CE now loses with Gaussian noise
+  text = report.render(cells, report.verdicts(cells), quick=False, total_s=600.0, figures='image_density',
                        failed={key('nwj'): 'Diverged: non-finite train_grad_norm at step 1008'})
   assert '- Fashion-MNIST, full-covariance Gaussian noise, NWJ: Diverged: non-finite' in text
   assert '(bracket > 0.02)' in text and 'q0 alone: **4.2000**' in text and 'All runs: 10 min' in text

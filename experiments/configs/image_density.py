@@ -20,8 +20,14 @@ def get_config():
   config.data.num_test = 10000           # >= 1: test images judged (the first ones of the test split)
   config.noise = ml_collections.ConfigDict()
   config.noise.name = 'gaussian'         # gaussian (full covariance) | copula (spline marginals + Gaussian)
+  #                                      | flow (Gaussian whitening + RQ spline couplings; s reads its latent)
   config.noise.copula_bins = 16          # >= 2: spline bins per pixel (copula only)
   config.noise.copula_steps = 2000       # >= 1: Adam steps fitting the marginals (copula only)
+  config.noise.flow_layers = 6           # >= 1: coupling layers (flow only)
+  config.noise.flow_hidden = 256         # >= 1: width of each coupling's 2-layer MLP conditioner
+  config.noise.flow_bins = 4             # >= 2: spline bins per coordinate
+  config.noise.flow_steps = 4000         # >= 1: Adam steps (batch 256, lr 1e-3), early-stopped on validation
+  config.noise.cache_dir = ''            # where a fitted copula or flow is kept for reuse ('': fit per run)
   config.model.name = 'resmlp'           # resmlp | mlp
   config.model.width = 512
   config.model.num_blocks = 2

@@ -19,7 +19,7 @@ from experiments.run.training import check_config
 CONFIG_FILE = 'config.json'
 RESUMABLE = ('train.num_steps', 'train.log_every', 'train.eval_every', 'train.checkpoint_every',
              'train.sync_every', 'train.steps_per_dispatch', 'train.max_checkpoints',
-             'parallel.backend', 'parallel.num_devices')
+             'parallel.backend', 'parallel.num_devices', 'noise.cache_dir')
 
 
 class WorkdirConflict(Exception):

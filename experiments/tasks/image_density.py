@@ -3,10 +3,13 @@
 ``p(y) = q0(y) exp(s(y)) / Z`` in the logit space of dequantised pixels
 (:mod:`nnce_jax.bits_per_dim`): ``q0`` (``noise.name``) is fitted to the training split by
 maximum likelihood and frozen; ``s`` is trained by ``objective`` against it (``num_stages =
-K > 1``: TRE's linear-mixing waymarks, each stage its own head); after training, ``log Z`` is
-estimated by annealed importance sampling from ``q0`` (a stochastic lower bound) and by its
-reverse from validation images (an upper bound when they are samples of the model), with the
-optimal-bridge estimate beside them, and the test bits/dim is reported with each.
+K > 1``: TRE's linear-mixing waymarks, each stage its own head). With the flow noise, ``s`` reads
+the flow's latent coordinates ``z = f(y)``, where ``q0`` is ``N(0, I)`` and TRE's waymarks mix
+(as TRE did); a fitted copula or flow is kept in ``noise.cache_dir`` and reused by every run.
+After training, ``log Z`` is estimated by annealed importance sampling from ``q0`` (a stochastic
+lower bound) and by its reverse from validation images (an upper bound when they are samples of
+the model), with the optimal-bridge estimate beside them, and the test bits/dim is reported with
+each.
 
 Each training batch is drawn on the host (``batches_for``: training images chosen and
 dequantised by a generator keyed by the seed and the step, so a resumed run reads the same
@@ -15,6 +18,8 @@ records held-out ``E[s]`` on validation images and on noise, the classifier's ac
 cheap bits/dim proxy (``log Z`` by importance sampling over fixed noise draws: optimistic).
 """
 
+import hashlib
+import json
 import math
 import os
 import time
@@ -23,18 +28,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
+from flax import serialization
 
 from experiments.core import plotting
 from experiments.core.checks import ConfigError, number, one_of
 from experiments.core.task import Task
 from experiments.tasks import ratio
-from nnce_jax import ais, copula, normalizers
+from nnce_jax import ais, copula, flow, normalizers
 from nnce_jax import bits_per_dim as bpd
 from nnce_jax import noise as noise_lib
 from nnce_jax.data import builders
 
 DATASETS = ('fashion_mnist', 'mnist5k')
-NOISES = ('gaussian', 'copula')
+NOISES = ('gaussian', 'copula', 'flow')
 IMAGE_MODELS = ('resmlp', 'mlp')
 NUM_EVAL = 2000  # validation images and noise draws in each training-time evaluation
 NUM_SAMPLES_SHOWN = 32
@@ -46,6 +52,9 @@ def check(config) -> None:
   one_of(config, 'noise.name', NOISES)
   number(config, 'noise.copula_bins', low=2, integer=True)
   number(config, 'noise.copula_steps', low=1, integer=True)
+  for field in ('flow_layers', 'flow_hidden', 'flow_steps'):
+    number(config, f'noise.{field}', low=1, integer=True)
+  number(config, 'noise.flow_bins', low=2, integer=True)
   one_of(config, 'model.name', IMAGE_MODELS)
   number(config, 'ais.num_chains', low=2, integer=True)
   number(config, 'ais.num_temperatures', low=1, integer=True)
@@ -72,30 +81,83 @@ def pixel_splits(config) -> dict[str, np.ndarray]:
           'validation': train[np.sort(held_out)], 'test': test[:config.data.num_test]}
 
 
-def dequantized(pixels: np.ndarray, seed) -> np.ndarray:
-  """``(p + u) / 256`` with ``u`` from a generator keyed by ``seed`` (an int or a list)."""
-  return (pixels + np.random.default_rng(seed).random(pixels.shape, np.float32)) / np.float32(256.0)
+def dequantized(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """``(p + u) / 256`` with ``u`` from ``rng``: on the host, in numpy, so that batches are made off the
+  device (:func:`nnce_jax.bits_per_dim.dequantize` is the same map keyed by a JAX key)."""
+  return (pixels + rng.random(pixels.shape, np.float32)) / np.float32(256.0)
 
 
-def fit_noise(config, y_train: jax.Array):
+def fit_noise(config, y_train, y_validation):
   """``q0`` by maximum likelihood on the training split (logit space); raises a one-line
-  ValueError when the fit is degenerate."""
+  ValueError when the fit is degenerate. The flow stops early on ``y_validation``. The copula and
+  the flow are kept in ``noise.cache_dir`` and reused (:func:`cached_noise`)."""
   if config.noise.name == 'gaussian':
     return noise_lib.fit_gaussian(y_train, ridge=1e-6)
-  fitted, losses = copula.fit_gaussian_copula(jax.random.PRNGKey(0), y_train,
-                                              num_bins=config.noise.copula_bins,
-                                              num_steps=config.noise.copula_steps)
+  return cached_noise(config, lambda: _fit_slow_noise(config, y_train, y_validation),
+                      noise_lib.Gaussian(jnp.zeros(y_train.shape[1]), jnp.eye(y_train.shape[1])))
+
+
+def noise_settings(config) -> dict:
+  """What determines a fitted copula or flow besides the data."""
+  n = config.noise
+  if n.name == 'copula':
+    return dict(num_bins=n.copula_bins, num_steps=n.copula_steps)
+  return dict(num_layers=n.flow_layers, hidden=n.flow_hidden, num_bins=n.flow_bins, num_steps=n.flow_steps)
+
+
+def _fit_slow_noise(config, y_train, y_validation):
+  settings = noise_settings(config)
+  if config.noise.name == 'flow':
+    return flow.fit_flow(jax.random.PRNGKey(0), y_train, y_validation, **settings)
+  fitted, losses = copula.fit_gaussian_copula(jax.random.PRNGKey(0), y_train, **settings)
   if not np.isfinite(float(losses[-1])):
     raise ValueError(f'the copula marginals did not fit (loss {float(losses[-1])}): lower noise.copula_bins')
   logging.info('copula marginals: per-dimension NLL %.4f -> %.4f', float(losses[0]), float(losses[-1]))
+  return fitted, {'marginal_nll': [float(losses[0]), float(losses[-1])]}
+
+
+def cached_noise(config, fit, gaussian):
+  """``fit() -> (noise, history)`` run once per dataset, noise and settings: read from
+  ``noise.cache_dir`` when a run fitted it before (the file's name hashes what determines it),
+  else fitted and written there whole (``''``: fitted in this process, not kept). ``gaussian`` (of
+  the data's dimension) shapes the template the file is read into."""
+  if not config.noise.cache_dir:
+    return fit()[0]
+  settings = {'dataset': config.data.dataset, 'validation': config.data.num_validation,
+              'noise': config.noise.name, **noise_settings(config)}
+  key = json.dumps(settings, sort_keys=True)
+  path = os.path.join(os.path.expanduser(config.noise.cache_dir),
+                      f'{config.noise.name}_{hashlib.sha256(key.encode()).hexdigest()[:12]}.msgpack')
+  if os.path.exists(path):
+    if config.noise.name == 'flow':
+      n = config.noise
+      template = flow.untrained_flow(gaussian, num_layers=n.flow_layers, hidden=n.flow_hidden,
+                                     num_bins=n.flow_bins)
+    else:
+      bins = 3 * config.noise.copula_bins + 1
+      template = copula.GaussianCopula(gaussian.mean, gaussian.mean, jnp.zeros((gaussian.dim, bins)),
+                                       gaussian)
+    with open(path, 'rb') as f:
+      return serialization.from_bytes(template, f.read())
+  started = time.perf_counter()
+  fitted, history = fit()
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path + '.tmp', 'wb') as f:  # whole or absent: an interrupted fit is redone
+    f.write(serialization.to_bytes(fitted))
+  with open(path[:-len('.msgpack')] + '.json', 'w') as f:
+    json.dump({'settings': settings, 'history': history, 'wall_s': time.perf_counter() - started}, f)
+  os.replace(path + '.tmp', path)
   return fitted
 
 
 def whitened(base, log_ratio, key):
-  """AIS's coordinates: ``(base_w, log_ratio_w, to_y, to_w, preconditioner)``. For the Gaussian
+  """AIS's coordinates: ``(base_w, log_ratio_w, to_y, to_w, preconditioner)``; ``log_ratio`` reads
+  :func:`model_coordinates`. For flow noise the chains run in the flow's latent space. For the Gaussian
   ``q0 = N(m, L L^T)`` the chains run in ``w = L^-1 (y - m)`` against ``N(0, I)`` (the same Z,
   and HMC sees ``q0`` isotropic: 3x cheaper than a triangular solve per gradient); for other
   noises they run in ``y`` preconditioned by the Cholesky factor of 20,000 draws' covariance."""
+  if isinstance(base, flow.FlowNoise):  # s reads the latent z, where q0 is N(0, I) already
+    return noise_lib.isotropic_gaussian(base.dim), log_ratio, jax.jit(base.from_latent), base.to_latent, None
   if isinstance(base, noise_lib.Gaussian):
     to_y = lambda w: w @ base.scale_tril.T + base.mean  # noqa: E731
     to_w = lambda y: jax.scipy.linalg.solve_triangular(base.scale_tril, (y - base.mean).T, lower=True).T  # noqa: E731
@@ -105,42 +167,59 @@ def whitened(base, log_ratio, key):
   return base, log_ratio, identity, identity, jnp.linalg.cholesky(covariance)
 
 
-def build(config) -> Task:
-  splits = pixel_splits(config)
-  x_fit = dequantized(splits['train'], [0, 0])  # one dequantisation: q0 is the same for every seed
-  logit_train = np.asarray(bpd.to_logit(x_fit))
-  mean = logit_train.mean(0)
-  base = fit_noise(config, logit_train - mean)
-  del x_fit, logit_train
-  dim = mean.shape[0]
+def model_coordinates(base):
+  """``(base_t, to_t)``: the noise in the coordinates ``s`` reads, and the map into them from ``y``:
+  the flow's latent space (``N(0, I)``) for flow noise, ``y`` itself for the others."""
+  if isinstance(base, flow.FlowNoise):
+    return noise_lib.isotropic_gaussian(base.dim), jax.jit(base.to_latent)
+  return base, lambda y: y
 
-  x_val = dequantized(splits['validation'], [0, 1])
-  x_test = dequantized(splits['test'], [0, 2])
-  y_val = bpd.to_logit(jnp.asarray(x_val)) - mean
-  y_test = bpd.to_logit(jnp.asarray(x_test)) - mean
+
+def logit_data(config) -> tuple[dict, np.ndarray, np.ndarray, dict]:
+  """``(pixels, mean, y_train, held_out)``: the uint8 splits (:func:`pixel_splits`), the per-pixel
+  training mean, the training split dequantised once and in logit space minus the mean (what
+  ``q0`` is fitted to: the same for every seed), and ``{'x_val', 'y_val', 'x_test', 'y_test'}``
+  (dequantised pixels and their centred logits)."""
+  pixels = pixel_splits(config)
+  logit_train = np.asarray(bpd.to_logit(dequantized(pixels['train'], np.random.default_rng([0, 0]))))
+  mean = logit_train.mean(0)
+  held_out = {}
+  for split, name, seed in (('validation', 'val', 1), ('test', 'test', 2)):
+    held_out[f'x_{name}'] = dequantized(pixels[split], np.random.default_rng([0, seed]))
+    held_out[f'y_{name}'] = bpd.to_logit(jnp.asarray(held_out[f'x_{name}'])) - mean
+  return pixels, mean, logit_train - mean, held_out
+
+
+def build(config) -> Task:
+  splits, mean, y_train, held_out = logit_data(config)
+  x_val, y_val, x_test, y_test = (held_out[k] for k in ('x_val', 'y_val', 'x_test', 'y_test'))
+  base = fit_noise(config, y_train, y_val)
+  del y_train
+  base_t, to_t = model_coordinates(base)
+  t_val = to_t(y_val)
+  dim = mean.shape[0]
   batch, spd = config.train.batch_size, config.train.steps_per_dispatch
 
   def batches_for(step):
     rng = np.random.default_rng([config.seed, step])
-    pixels = splits['train'][rng.integers(0, len(splits['train']), (spd, batch))]
-    x = (pixels + rng.random(pixels.shape, np.float32)) / np.float32(256.0)
-    return np.asarray(bpd.to_logit(x) - mean, np.float32)
+    x = dequantized(splits['train'][rng.integers(0, len(splits['train']), (spd, batch))], rng)
+    return np.asarray(to_t(bpd.to_logit(x) - mean), np.float32)
 
-  model, params, loss_fn, _ = ratio.ratio_parts(config, base, None, dim)
+  model, params, loss_fn, _ = ratio.ratio_parts(config, base_t, None, dim)
   objective = ratio.make_objective(config)
 
   def sample_batch(key, inputs):
-    return {'data': inputs, 'noise': base.sample(key, (inputs.shape[0], objective.noise_per_data))}
+    return {'data': inputs, 'noise': base_t.sample(key, (inputs.shape[0], objective.noise_per_data))}
 
   eval_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
-  y_noise = base.sample(eval_key, (NUM_EVAL,))
+  t_noise = base_t.sample(eval_key, (NUM_EVAL,))
   log_q0_val = base.log_prob(y_val[:NUM_EVAL])
   log_weight = log_magnitude(config)
 
   @jax.jit
   def eval_fn(params):
-    s_val = ratio.log_ratio(model, params, y_val[:NUM_EVAL])
-    s_noise = ratio.log_ratio(model, params, y_noise)
+    s_val = ratio.log_ratio(model, params, t_val[:NUM_EVAL])
+    s_noise = ratio.log_ratio(model, params, t_noise)
     log_z = normalizers.log_mean_exp(s_noise)
     proxy = bpd.bits_per_dim(log_q0_val + s_val - log_z, x_val[:NUM_EVAL])
     return {'validation_log_ratio': jnp.mean(s_val), 'noise_log_ratio': jnp.mean(s_noise),
@@ -176,9 +255,10 @@ def evaluate_density(config, model, params, base, mean, x_val, y_val, x_test, y_
   forward chains' end points (samples of the EBM by annealed HMC from noise samples)."""
   started = time.perf_counter()
   a = config.ais
-  log_ratio = jax.jit(lambda x: ratio.log_ratio(model, params, x))
+  log_ratio = jax.jit(lambda t: ratio.log_ratio(model, params, t))
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 4)
   cov_key, forward_key, reverse_key, start_key, bridge_key = jax.random.split(key, 5)
+  base_t, to_t = model_coordinates(base)
   base_w, log_ratio_w, to_y, to_w, preconditioner = whitened(base, log_ratio, cov_key)
   options = dict(num_temperatures=a.num_temperatures, num_leapfrog=a.num_leapfrog, step_size=a.step_size,
                  preconditioner=preconditioner)
@@ -187,8 +267,8 @@ def evaluate_density(config, model, params, base, mean, x_val, y_val, x_test, y_
   starts = to_w(y_val[jax.random.choice(start_key, y_val.shape[0], (a.num_chains,), replace=False)])
   reverse = jax.jit(lambda k, x: ais.reverse_annealed_importance_sampling(
       k, log_ratio_w, base_w, x, **options))(reverse_key, starts)
-  y_noise = base.sample(bridge_key, (a.num_bridge_samples,))
-  s_val, s_noise, s_test = log_ratio(y_val), log_ratio(y_noise), log_ratio(y_test)
+  t_noise = base_t.sample(bridge_key, (a.num_bridge_samples,))
+  s_val, s_noise, s_test = log_ratio(to_t(y_val)), log_ratio(t_noise), log_ratio(to_t(y_test))
   if not bool(jnp.all(jnp.isfinite(s_test))):
     raise FloatingPointError(f'the trained log ratio is not finite on {int(jnp.sum(~jnp.isfinite(s_test)))} '
                              'test images; lower optimizer.learning_rate')
