@@ -49,13 +49,19 @@ class ConcatSquash(nn.Module):
         self.features)(h)
 
 
+OUTPUT_LAYERS = ('dense', 'concat_squash')
+
+
 class Denoiser(nn.Module):
   """``eps_hat(z_t [B, d], lambda [B], embedding [B, e]) -> [B, d]``: Fourier features of
-  ``z_t``, concat-squash layers down ``widths`` and back up with skip connections."""
+  ``z_t``, concat-squash layers down ``widths`` and back up with skip connections. The output
+  layer is a zero-initialised dense map (``'dense'``: an untrained network predicts ``eps = z_t``)
+  or, as the reference, one more concat-squash layer conditioned on the step and ``x``."""
   latent_dim: int
   widths: Sequence[int] = (128, 256, 256)
-  time_features: int = 64
+  time_features: int = 64  # reference: 128
   residual: bool = True  # predict eps as z_t + f(...), as the reference does
+  output_layer: str = 'dense'
 
   @nn.compact
   def __call__(self, z: jax.Array, logsnr: jax.Array, embedding: jax.Array) -> jax.Array:
@@ -77,10 +83,11 @@ class Denoiser(nn.Module):
     for width in self.widths[-2::-1]:
       h = nn.leaky_relu(jnp.concatenate([h, skips.pop()], -1), 0.01)
       h = ConcatSquash(width)(h, context)
-    # A zero-initialised output: an untrained network predicts eps = z_t (residual) or 0, so
-    # its first samples stay near the origin instead of blowing up by 1 / alpha_t.
     h = nn.leaky_relu(jnp.concatenate([h, skips.pop()], -1), 0.01)
-    h = nn.Dense(self.latent_dim, kernel_init=nn.initializers.zeros)(h)
+    if self.output_layer == 'concat_squash':
+      h = ConcatSquash(self.latent_dim)(h, context)
+    else:  # zero-initialised: the first samples stay near the origin instead of blowing up by 1 / alpha_t
+      h = nn.Dense(self.latent_dim, kernel_init=nn.initializers.zeros)(h)
     return z + h if self.residual else h
 
 
@@ -93,9 +100,14 @@ class Amortizer(nn.Module):
   embed_dim: int = 128
   widths: Sequence[int] = (128, 256, 256)
   residual: bool = True
+  time_features: int = 64
+  output_layer: str = 'dense'  # of :data:`OUTPUT_LAYERS`
 
   def setup(self):
-    self.denoiser = Denoiser(self.latent_dim, self.widths, residual=self.residual)
+    if self.output_layer not in OUTPUT_LAYERS:
+      raise ValueError(f'output_layer={self.output_layer!r} is not one of {", ".join(OUTPUT_LAYERS)}')
+    self.denoiser = Denoiser(self.latent_dim, self.widths, self.time_features, self.residual,
+                             self.output_layer)
     self.prior_mlp = nn.Sequential([nn.Dense(128), nn.leaky_relu, nn.Dense(self.embed_dim)])
 
   def embed(self, x: jax.Array) -> jax.Array:
@@ -126,16 +138,34 @@ def _embedding(amortizer, params, key, x, batch: int, prior_mask) -> jax.Array:
   return jnp.where(prior_mask[:, None], prior, conditional)
 
 
+AMORTIZER_LOSSES = ('mixed', 'sum')
+
+
 def denoising_loss(amortizer: Amortizer, params, key, z: jax.Array, x: jax.Array | None, *,
-                   prior_fraction: float = 0.2, logsnr_min: float = -5.1, logsnr_max: float = 9.8):
+                   prior_fraction: float = 0.2, logsnr_min: float = -5.1, logsnr_max: float = 9.8,
+                   combine: str = 'mixed'):
   """``E_t,eps 1/2 |eps - eps_hat(alpha_t z + sigma_t eps, lambda_t, c)|^2`` for ``z [B, d]``,
-  ``t ~ U(0, 1)``; ``c`` is the embedding of ``x [B, ...]``, replaced by the prior embedding
-  with probability ``prior_fraction`` (always when ``x`` is None). Returns a scalar."""
-  t_key, eps_key, mask_key, prior_key = jax.random.split(key, 4)
+  ``t ~ U(0, 1)``, summed over ``d`` and averaged over the batch; a scalar. ``combine='mixed'``:
+  ``c`` is the embedding of ``x [B, ...]``, replaced by the prior embedding with probability
+  ``prior_fraction``; ``'sum'`` (the reference's update): the loss with every ``c`` the
+  embedding of ``x`` plus the loss with every ``c`` the prior embedding, each with its own
+  ``t`` and ``eps``. With ``x`` None, always the prior embedding."""
+  if combine not in AMORTIZER_LOSSES:
+    raise ValueError(f'combine={combine!r} is not one of {", ".join(AMORTIZER_LOSSES)}')
   batch = z.shape[0]
-  mask = jax.random.uniform(mask_key, (batch,)) < prior_fraction
-  embedding = _embedding(amortizer, params, prior_key, x, batch, mask)
-  logsnr = logsnr_schedule(jax.random.uniform(t_key, (batch,)), logsnr_min, logsnr_max)
+  if combine == 'mixed' or x is None:
+    t_key, eps_key, mask_key, prior_key = jax.random.split(key, 4)
+    mask = jax.random.uniform(mask_key, (batch,)) < prior_fraction
+    return _denoising_loss(amortizer, params, (t_key, eps_key, prior_key), z, x, mask, logsnr_min, logsnr_max)
+  return sum(_denoising_loss(amortizer, params, jax.random.split(k, 3), z, x, jnp.full((batch,), on_prior),
+                             logsnr_min, logsnr_max)
+             for k, on_prior in zip(jax.random.split(key), (False, True)))
+
+
+def _denoising_loss(amortizer, params, keys, z, x, prior_mask, logsnr_min, logsnr_max):
+  t_key, eps_key, prior_key = keys
+  embedding = _embedding(amortizer, params, prior_key, x, z.shape[0], prior_mask)
+  logsnr = logsnr_schedule(jax.random.uniform(t_key, (z.shape[0],)), logsnr_min, logsnr_max)
   eps = jax.random.normal(eps_key, z.shape, z.dtype)
   z_t = jnp.sqrt(nn.sigmoid(logsnr))[:, None] * z + jnp.sqrt(nn.sigmoid(-logsnr))[:, None] * eps
   eps_hat = amortizer.apply(params, z_t, logsnr, embedding, method='denoise')

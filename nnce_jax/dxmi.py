@@ -80,24 +80,6 @@ def mean_squared_step(states: jax.Array) -> jax.Array:
   return jnp.mean((states[1:] - states[:-1]).reshape(states.shape[0] - 1, -1) ** 2, -1)
 
 
-def per_group(optimizers: dict) -> optax.GradientTransformation:
-  """Independent optimisers for the top-level groups of a params dict. ``update`` takes the
-  gradients of any subset of the groups and steps only those: DxMI steps its networks one
-  after another within an iteration, each against the others' newest parameters."""
-
-  def init(params):
-    return {group: tx.init(params[group]) for group, tx in optimizers.items()}
-
-  def update(grads, state, params=None):
-    updates, state = {}, dict(state)
-    for group, grad in grads.items():
-      updates[group], state[group] = optimizers[group].update(
-          grad, state[group], None if params is None else params[group])
-    return updates, state
-
-  return optax.GradientTransformation(init, update)
-
-
 def sample_buffer(networks: Networks, schedule: few_step.FewStepSchedule, params, key,
                   data: jax.Array) -> dict:
   """One iteration's inputs, batch-first so that a device's shard is whole trajectories:
@@ -117,7 +99,7 @@ def make_update(networks: Networks, schedule: few_step.FewStepSchedule, tx: opta
   """``update(params, opt_state, batch) -> (params, opt_state, metrics)``: one DxMI iteration
   of the module docstring on a :func:`sample_buffer` batch (or a device's shard of it, with
   ``axis_name`` the axis its gradients and means are averaged over). ``tx`` is
-  :func:`per_group` over ``energy``, ``value`` and ``sampler``; ``energy_objective`` None is
+  :func:`nnce_jax.train.per_group` over ``energy``, ``value`` and ``sampler``; ``energy_objective`` None is
   DxMI's own energy loss, else a ratio objective (``make_objective``) on ``s = -E``."""
   num_steps = schedule.sigma.shape[0]
   mean = (lambda tree: jax.lax.pmean(tree, axis_name)) if axis_name else (lambda tree: tree)

@@ -107,6 +107,24 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, ema_decay
   return TrainStep(sample, update)
 
 
+def per_group(optimizers: dict) -> optax.GradientTransformation:
+  """Independent optimisers for the top-level groups of a params dict. ``update`` takes the
+  gradients of any subset of the groups and steps only those: DxMI and DAMC's reference
+  step update their networks one after another within an iteration."""
+
+  def init(params):
+    return {group: tx.init(params[group]) for group, tx in optimizers.items()}
+
+  def update(grads, state, params=None):
+    updates, state = {}, dict(state)
+    for group, grad in grads.items():
+      updates[group], state[group] = optimizers[group].update(
+          grad, state[group], None if params is None else params[group])
+    return updates, state
+
+  return optax.GradientTransformation(init, update)
+
+
 class _Preemption:
   """Decides, after each dispatch, whether to save and stop.
 

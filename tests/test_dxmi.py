@@ -9,7 +9,7 @@ import optax
 import pytest
 from flax import linen as nn
 
-from nnce_jax import ddpm, dxmi, few_step
+from nnce_jax import ddpm, dxmi, few_step, train
 from nnce_jax.objectives import make_objective
 
 STD = 0.5
@@ -66,7 +66,7 @@ def _fine_tune(energy_objective, iterations, seed=0, hyper=dxmi.Hyper(tau_entrop
   optimizers = {'energy': optax.adam(1e-3), 'value': optax.adam(1e-3),
                 'sampler': optax.chain(optax.clip_by_global_norm(1.0), optax.multi_transform(
                     {'network': optax.adam(1e-4), 'sigma': optax.adam(1e-2)}, labels))}
-  tx = dxmi.per_group({group: optimizers[group] for group in params if group in optimizers})
+  tx = train.per_group({group: optimizers[group] for group in params if group in optimizers})
   opt_state = tx.init(params)
   update_fn = dxmi.make_update(networks, schedule, tx, energy_objective, hyper)
 

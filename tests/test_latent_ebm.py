@@ -24,14 +24,18 @@ def small_lebm(data_dir, num_steps, **overrides):
 
 
 @pytest.mark.slow
-def test_resumed_damc_run_reads_the_same_batches_and_ends_identical(data_dir, tmp_path):
-  """DAMC with maximum likelihood (both diffusion samplers and both chains), on 4 devices."""
+@pytest.mark.parametrize('step', ['joint', 'reference'])
+def test_resumed_damc_run_reads_the_same_batches_and_ends_identical(data_dir, tmp_path, step):
+  """DAMC with maximum likelihood (both diffusion samplers and both chains), on 4 devices; the
+  reference's iteration with its target amortiser and per-network optimisers."""
   fields = {'model.prior_learning': 'mle', 'train.batch_size': 8, 'data.dataset': 'sklearn_digits',
-            'data.num_test': 40}
+            'data.num_test': 40, 'model.step': step, 'model.negatives_from': 'posterior_start',
+            'reference.amortizer_updates': 2, 'reference.target_every': 3}
   unbroken, _ = fit(small_lebm(data_dir, 20, **fields), str(tmp_path / 'unbroken'))
   fit(small_lebm(data_dir, 10, **fields), str(tmp_path / 'resumed'))
   resumed, _ = fit(small_lebm(data_dir, 20, **fields), str(tmp_path / 'resumed'))  # from step 10
-  assert set(unbroken.params) == {'generator', 'prior', 'amortizer'}
+  target = {'amortizer_target'} if step == 'reference' else set()
+  assert set(unbroken.params) == {'generator', 'prior', 'amortizer'} | target
   for a, b in zip(leaves(unbroken), leaves(resumed)):
     np.testing.assert_array_equal(a, b)
 
@@ -164,9 +168,16 @@ def test_fid_with_an_exported_feature_network(tmp_path):
     ('model.prior_step_size', 0.0, 'config.model.prior_step_size=0.0 is invalid'),
     ('score.steps', -1, 'config.score.steps=-1 is invalid'),
     ('data.validation_fraction', 0.0, 'config.data.validation_fraction=0.0 is invalid'),
+    ('model.step', 'alternating', "config.model.step='alternating' is invalid; allowed values: joint, "),
+    ('model.encoder', 'resnet', "config.model.encoder='resnet' is invalid; allowed values: mlp, conv, "),
+    ('reference.target_rate', 1.0, 'config.reference.target_rate=1.0 is invalid'),
+    ('model.sampler', 'short_run', 'config.model.step=reference is invalid with model.sampler=short_run'),
 ])
 def test_bad_latent_ebm_configs_name_the_field(field, value, message):
-  assert_refused(mnist_lebm.get_config(), field, value, message.replace('(', r'\(').replace(')', r'\)'))
+  config = mnist_lebm.get_config()
+  if field == 'model.sampler':  # short-run chains are fine, but not with the reference's iteration
+    config.model.step = 'reference'
+  assert_refused(config, field, value, message.replace('(', r'\(').replace(')', r'\)'))
 
 
 @pytest.mark.slow

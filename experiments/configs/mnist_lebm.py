@@ -39,11 +39,30 @@ def get_config():
   config.model.posterior_step_size = 0.1  # > 0: z += s^2/2 grad + s xi
   config.model.prior_steps = 60       # prior Langevin steps (mle's negative samples)
   config.model.prior_step_size = 0.4  # > 0
-  config.model.encoder = 'mlp'        # mlp | conv: the amortiser's image embedding
+  config.model.encoder = 'mlp'        # mlp | conv | reference (the reference's InstanceNorm conv net)
   config.model.embed_dim = 64
   config.model.amortizer_widths = (64, 128)
   config.model.diffusion_steps = 50   # >= 2: the amortiser's ancestral steps (reference: 100)
   config.model.prior_fraction = 0.2   # in [0, 1): p_mask, examples trained on the prior embedding
+  config.model.time_features = 64     # >= 2: the denoiser's time embedding (reference: 128)
+  config.model.denoiser_output = 'dense'  # dense (zero-initialised) | concat_squash (the reference's)
+  config.model.prior_activation = 'gelu'  # gelu | leaky_relu (0.2, the reference's)
+  # The iteration: 'joint' (one optimizer step on the summed losses; config.optimizer) or
+  # 'reference' (DAMC's: Q updated amortizer_updates times on 'sum' losses, then G and E, chains
+  # from a target Q; one Adam per network with the rates and settings of config.reference).
+  config.model.step = 'joint'         # joint | reference
+  config.model.negatives_from = 'prior'  # prior (Q's prior samples) | posterior_start (the reference's)
+  config.reference = ml_collections.ConfigDict()  # step = reference only
+  config.reference.amortizer_updates = 6        # >= 1 Q updates per iteration, each conditional + prior loss
+  config.reference.target_rate = 0.005          # in [0, 1): the target Q's EMA rate (0: the live Q)
+  config.reference.target_every = 10            # >= 1 iterations between its updates
+  config.reference.generator_learning_rate = 1e-4
+  config.reference.prior_learning_rate = 5e-5
+  config.reference.amortizer_learning_rate = 1e-4
+  config.reference.b1 = 0.5
+  config.reference.decay_rate = 0.99            # in (0, 1]: each rate times this every decay_every iterations
+  config.reference.decay_every = 1000
+  config.reference.clip_norm = 100.0            # > 0: per network
 
   config.score = ml_collections.ConfigDict()
   config.score.steps = 5              # >= 0 noise-free Langevin steps from the amortiser's sample

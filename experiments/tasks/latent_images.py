@@ -26,8 +26,8 @@ from experiments.core import plotting
 from experiments.core.checks import ConfigError, number, one_of
 from experiments.core.task import Task
 from experiments.tasks.ratio import make_objective
+from nnce_jax import damc, latent_ebm, noise, ranking_metrics
 from nnce_jax import fid as nnce_fid
-from nnce_jax import latent_ebm, noise, ranking_metrics
 from nnce_jax.data import anomaly_split, builders, images
 
 # The N²CE paper's AUPRC (DAMC protocol, all 70,000 MNIST images, checkpoint chosen on test
@@ -36,7 +36,7 @@ PAPER_AUPRC = {'noisier_nce_k3': {1: 0.959, 4: 0.935, 5: 0.959, 7: 0.845, 9: 0.8
                'noisier_nce_k1': {1: 0.910, 4: 0.911, 5: 0.935, 7: 0.779, 9: 0.699},
                'nce': {1: 0.702, 4: 0.829, 5: 0.764, 7: 0.605, 9: 0.502}}
 PRIOR_LEARNING = ('ratio', 'mle')
-ENCODERS = ('mlp', 'conv')
+STEPS = ('joint', 'reference')
 
 
 def check(config) -> None:
@@ -49,7 +49,22 @@ def check(config) -> None:
   one_of(config, 'model.generator', latent_ebm.GENERATORS)
   one_of(config, 'model.sampler', latent_ebm.SAMPLERS)
   one_of(config, 'model.prior_learning', PRIOR_LEARNING)
-  one_of(config, 'model.encoder', ENCODERS)
+  one_of(config, 'model.encoder', latent_ebm.ENCODERS)
+  one_of(config, 'model.denoiser_output', damc.OUTPUT_LAYERS)
+  one_of(config, 'model.prior_activation', tuple(latent_ebm.PRIOR_ACTIVATIONS))
+  one_of(config, 'model.step', STEPS)
+  one_of(config, 'model.negatives_from', latent_ebm.NEGATIVE_STARTS)
+  number(config, 'model.time_features', low=2, integer=True)
+  for field in ('amortizer_updates', 'target_every', 'decay_every'):
+    number(config, f'reference.{field}', low=1, integer=True)
+  number(config, 'reference.target_rate', low=0, high=1, high_open=True)
+  number(config, 'reference.decay_rate', low=0, high=1, low_open=True)
+  for field in ('generator_learning_rate', 'prior_learning_rate', 'amortizer_learning_rate', 'clip_norm'):
+    number(config, f'reference.{field}', low=0, low_open=True)
+  number(config, 'reference.b1', low=0, high=1, high_open=True)
+  if config.model.step == 'reference' and config.model.sampler != 'damc':
+    raise ConfigError(f'config.model.step=reference is invalid with model.sampler={config.model.sampler}; '
+                      "the reference's iteration trains DAMC's amortiser: set model.sampler=damc")
   for field in ('latent_dim', 'posterior_steps', 'prior_steps', 'generator_features', 'embed_dim'):
     number(config, f'model.{field}', low=1, integer=True)
   number(config, 'model.diffusion_steps', low=2, integer=True)
@@ -110,7 +125,28 @@ def make_model(config, image_shape) -> latent_ebm.LatentEBM:
       sampler=m.sampler, encoder=m.encoder, embed_dim=m.embed_dim, amortizer_widths=tuple(m.amortizer_widths),
       diffusion_steps=m.diffusion_steps, prior_fraction=m.prior_fraction, observation_std=m.observation_std,
       posterior_steps=m.posterior_steps, posterior_step_size=m.posterior_step_size,
-      prior_steps=m.prior_steps, prior_step_size=m.prior_step_size)
+      prior_steps=m.prior_steps, prior_step_size=m.prior_step_size, time_features=m.time_features,
+      denoiser_output=m.denoiser_output, prior_activation=m.prior_activation, negatives_from=m.negatives_from,
+      **(reference_amortizer(config) if m.step == 'reference' else {}))
+
+
+def reference_amortizer(config) -> dict:
+  """The amortiser settings of DAMC's reference iteration (``model.step = 'reference'``)."""
+  r = config.reference
+  return dict(amortizer_loss='sum', amortizer_updates=r.amortizer_updates, target_rate=r.target_rate,
+              target_every=r.target_every)
+
+
+def reference_step(config, model, objective) -> tuple:
+  """``(optimizer, train_step)`` of DAMC's reference iteration, or ``(None, None)`` (the engine's)."""
+  if config.model.step != 'reference':
+    return None, None
+  r = config.reference
+  tx = latent_ebm.reference_optimizer(
+      {'generator': r.generator_learning_rate, 'prior': r.prior_learning_rate,
+       'amortizer': r.amortizer_learning_rate}, b1=r.b1, clip_norm=r.clip_norm, decay_rate=r.decay_rate,
+      decay_every=r.decay_every, amortizer_updates=r.amortizer_updates)
+  return tx, latent_ebm.make_reference_train_step(model, objective, tx)
 
 
 def _eval_images(source, indices, config):
@@ -193,8 +229,10 @@ def build(config) -> Task:
   if config.data.dataset.startswith('mnist') and digit in PAPER_AUPRC.get(variant_name(config), {}):
     truth['auprc'] = PAPER_AUPRC[variant_name(config)][digit]  # the paper's, another protocol: a reference
   metrics = ('auprc', 'auroc', 'test_mean_squared_error') if digit >= 0 else ('test_mean_squared_error',)
+  optimizer, train_step = reference_step(config, model, objective)
   return Task(model, params, loss_fn, eval_fn, truth, table_metrics=metrics, report=report,
-              batches_for=batches_for, sample_batch=model.make_sampler(objective))
+              batches_for=batches_for, sample_batch=model.make_sampler(objective), optimizer=optimizer,
+              train_step=train_step)
 
 
 def variant_name(config) -> str:

@@ -17,7 +17,7 @@ from flax import linen as nn
 
 from experiments.core import plotting
 from experiments.core.checks import ConfigError, boolean, number, one_of, widths
-from nnce_jax import checkpoint, ddpm, dxmi, few_step, sample_distances
+from nnce_jax import checkpoint, ddpm, dxmi, few_step, sample_distances, train
 from nnce_jax.data import toy2d
 from nnce_jax.objectives import make_objective
 
@@ -182,7 +182,7 @@ def fine_tuning(config, network, schedule, teacher_params, dim: int, draw_data: 
                 'sampler': optax.chain(optax.clip_by_global_norm(c.grad_clip_norm), sampler_tx)}
   if not shared:
     optimizers['value'] = optax.adam(config.value.learning_rate)
-  tx = dxmi.per_group(optimizers)
+  tx = train.per_group(optimizers)
   objective = (None if config.energy.loss == 'dxmi'
                else make_objective(config.energy.loss, magnitude=config.objective.magnitude))
   hyper = dxmi.Hyper(**config.dxmi.to_dict())
