@@ -83,15 +83,17 @@ def test_celeba_like_images_are_cropped_and_resized(tmp_path):
 
 
 def test_ranking_metrics_match_scikit_learn_with_ties():
-  from sklearn.metrics import average_precision_score, roc_auc_score
+  from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
-  from nnce_jax.ranking_metrics import average_precision, roc_auc
+  from nnce_jax.ranking_metrics import average_precision, roc_auc, trapezoidal_auprc
   rng = np.random.default_rng(0)
   positive = rng.random(500) < 0.1
   scores = rng.normal(size=500) + positive
   scores[:50] = np.round(scores[:50])  # ties
   assert abs(average_precision(scores, positive) - average_precision_score(positive, scores)) < 1e-12
   assert abs(roc_auc(scores, positive) - roc_auc_score(positive, scores)) < 1e-12
+  precision, recall, _ = precision_recall_curve(positive, scores)  # the DAMC reference's AUPRC
+  assert abs(trapezoidal_auprc(scores, positive) - auc(recall, precision)) < 1e-12
   constant = np.zeros(500)  # a score that ranks nothing: the prevalence and a coin
   assert average_precision(constant, positive) == pytest.approx(positive.mean())
   assert roc_auc(constant, positive) == 0.5

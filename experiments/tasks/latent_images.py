@@ -202,6 +202,7 @@ def build(config) -> Task:
       for term, suffix in (('joint', ''), ('reconstruction', '_reconstruction'), ('prior', '_prior')):
         metrics['auprc' + suffix] = ranking_metrics.average_precision(scores[term], anomalous)
         metrics['auroc' + suffix] = ranking_metrics.roc_auc(scores[term], anomalous)
+      metrics['auprc_trapezoid'] = ranking_metrics.trapezoidal_auprc(scores['joint'], anomalous)
     return metrics
 
   def report(params, workdir):
