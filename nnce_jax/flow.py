@@ -138,15 +138,14 @@ def fit_flow(key, y, y_validation, *, num_layers: int = 6, hidden: int = 256, nu
   schedule = optax.cosine_decay_schedule(learning_rate, num_steps)
   tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
   y, y_validation = jnp.asarray(y, jnp.float32), jnp.asarray(y_validation, jnp.float32)
-  chunk = functools.partial(_fit_chunk, tx, eval_every, batch_size)
   validation_nll = jax.jit(lambda flow: -jnp.mean(jax.lax.map(flow.log_prob, y_validation.reshape(
       -1, 1, y.shape[1]), batch_size=256)))
   opt_state, history, best = tx.init(flow.params), {'step': [], 'train_nll': [], 'validation_nll': []}, None
   for start in range(0, num_steps, eval_every):
     key, chunk_key = jax.random.split(key)
-    flow, opt_state, train_nll = chunk(flow, opt_state, y, chunk_key)
-    score = float(validation_nll(flow))
     step = min(start + eval_every, num_steps)
+    flow, opt_state, train_nll = _fit_chunk(tx, step - start, batch_size, flow, opt_state, y, chunk_key)
+    score = float(validation_nll(flow))
     for name, value in (('step', step), ('train_nll', float(train_nll)), ('validation_nll', score)):
       history[name].append(value)
     if not np.isfinite(score):

@@ -41,12 +41,13 @@ def run_reference(model, num_steps, learning_rates=None):
 
 
 @pytest.fixture(scope='module')
-def reference_run():
+def reference_run():  # compiles the whole reference iteration on 4 devices: the slow tier
   model = tiny(amortizer_loss='sum', amortizer_updates=3, target_rate=0.5, target_every=2,
                negatives_from='posterior_start')
   return model, run_reference(model, 4)
 
 
+@pytest.mark.slow
 def test_the_target_amortiser_lags_the_live_one_at_its_rate_and_period(reference_run):
   _, states = reference_run
   live = [s.params['amortizer'] for s in states]
@@ -60,6 +61,7 @@ def test_the_target_amortiser_lags_the_live_one_at_its_rate_and_period(reference
   assert not np.allclose(leaves(target[4])[0], leaves(live[4])[0])  # it lags
 
 
+@pytest.mark.slow
 def test_the_amortiser_is_updated_k_times_per_iteration_and_the_others_once(reference_run):
   _, states = reference_run
   is_adam = lambda s: isinstance(s, optax.ScaleByAdamState)  # noqa: E731
@@ -75,16 +77,20 @@ def test_the_reference_amortiser_loss_is_the_conditional_plus_the_prior_loss():
   key = jax.random.PRNGKey(3)
   z = jax.random.normal(key, (16, 2))
   x = jax.random.uniform(jax.random.fold_in(key, 1), (16, *SHAPE), minval=-1, maxval=1)
-  total = damc.denoising_loss(model.damc.amortizer, params, key, z, x, combine='sum')
   conditional_key, prior_key = jax.random.split(key)
   term = lambda p, k, on_prior: damc._denoising_loss(  # noqa: E731
       model.damc.amortizer, p, jax.random.split(k, 3), z, x, jnp.full(16, on_prior), -5.1, 9.8)
-  terms = [term(params, conditional_key, False), term(params, prior_key, True)]
-  np.testing.assert_allclose(total, terms[0] + terms[1], rtol=1e-6)
+  total = lambda p: damc.denoising_loss(model.damc.amortizer, p, key, z, x, combine='sum')  # noqa: E731
+
+  @jax.jit
+  def everything(p):  # one compilation
+    prior_mlp = lambda f: jax.grad(f)(p)['params']['prior_mlp']  # noqa: E731
+    return (total(p), term(p, conditional_key, False), term(p, prior_key, True), prior_mlp(total),
+            prior_mlp(lambda q: term(q, prior_key, True)))
+
+  summed, conditional, prior, full, prior_only = everything(params)
+  np.testing.assert_allclose(summed, conditional + prior, rtol=1e-6)
   # Every update moves the prior embedding with the full batch: its gradient is the prior term's.
-  grad = lambda f: jax.grad(f)(params)['params']['prior_mlp']  # noqa: E731
-  full = grad(lambda p: damc.denoising_loss(model.damc.amortizer, p, key, z, x, combine='sum'))
-  prior_only = grad(lambda p: term(p, prior_key, True))
   for a, b in zip(leaves(full), leaves(prior_only)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
   with pytest.raises(ValueError, match="combine='half' is not one of mixed, sum"):

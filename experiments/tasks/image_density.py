@@ -116,6 +116,18 @@ def _fit_slow_noise(config, y_train, y_validation):
   return fitted, {'marginal_nll': [float(losses[0]), float(losses[-1])]}
 
 
+def cache_settings(config) -> dict:
+  return {'dataset': config.data.dataset, 'validation': config.data.num_validation,
+          'noise': config.noise.name, **noise_settings(config)}
+
+
+def noise_cache_path(config) -> str:
+  """Where :func:`cached_noise` keeps the fit: the file's name hashes what determines it."""
+  key = json.dumps(cache_settings(config), sort_keys=True)
+  return os.path.join(os.path.expanduser(config.noise.cache_dir),
+                      f'{config.noise.name}_{hashlib.sha256(key.encode()).hexdigest()[:12]}.msgpack')
+
+
 def cached_noise(config, fit, gaussian):
   """``fit() -> (noise, history)`` run once per dataset, noise and settings: read from
   ``noise.cache_dir`` when a run fitted it before (the file's name hashes what determines it),
@@ -123,11 +135,7 @@ def cached_noise(config, fit, gaussian):
   the data's dimension) shapes the template the file is read into."""
   if not config.noise.cache_dir:
     return fit()[0]
-  settings = {'dataset': config.data.dataset, 'validation': config.data.num_validation,
-              'noise': config.noise.name, **noise_settings(config)}
-  key = json.dumps(settings, sort_keys=True)
-  path = os.path.join(os.path.expanduser(config.noise.cache_dir),
-                      f'{config.noise.name}_{hashlib.sha256(key.encode()).hexdigest()[:12]}.msgpack')
+  path = noise_cache_path(config)
   if os.path.exists(path):
     if config.noise.name == 'flow':
       n = config.noise
@@ -145,7 +153,8 @@ def cached_noise(config, fit, gaussian):
   with open(path + '.tmp', 'wb') as f:  # whole or absent: an interrupted fit is redone
     f.write(serialization.to_bytes(fitted))
   with open(path[:-len('.msgpack')] + '.json', 'w') as f:
-    json.dump({'settings': settings, 'history': history, 'wall_s': time.perf_counter() - started}, f)
+    json.dump({'settings': cache_settings(config), 'history': history,
+               'wall_s': time.perf_counter() - started}, f)
   os.replace(path + '.tmp', path)
   return fitted
 
