@@ -19,7 +19,7 @@ from ml_collections import config_flags
 
 from experiments.core.checks import ConfigError
 from experiments.run.training import run
-from experiments.run.workdir import WorkdirConflict, open_workdir
+from experiments.run.workdir import DIVERGED_FILE, WorkdirConflict, open_workdir, record_divergence
 from experiments.sweep import InProcess, run_sweep
 from nnce_jax.parallel import initialize_multihost
 from nnce_jax.train import Preempted
@@ -79,6 +79,8 @@ def main(argv):
     sys.exit(f'Invalid config: {error}' if isinstance(error, ConfigError) else
              f'Cannot use --workdir={workdir}: {error}' if isinstance(error, OSError) else str(error))
   logging.info('task %s, workdir %s, %d device(s)', config.task, workdir, jax.device_count())
+  if lock is not None and os.path.exists(os.path.join(workdir, DIVERGED_FILE)):
+    os.remove(os.path.join(workdir, DIVERGED_FILE))  # asked to run again: a new attempt
 
   try:
     if config.compare:  # a sweep over objective.name, here in this process
@@ -97,6 +99,8 @@ def main(argv):
   except ConfigError as error:  # what only the task's inputs can tell (a teacher of another shape)
     sys.exit(f'Invalid config: {error}')
   except FloatingPointError as error:  # a non-finite loss or model: the message says what to change
+    if lock is not None and not config.compare:
+      record_divergence(workdir, str(error))  # a sweep reports it from now on; delete it to retry
     sys.exit(f'Diverged: {error}')
   finally:
     if lock is not None:

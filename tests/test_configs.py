@@ -153,6 +153,18 @@ def test_main_rejects_a_bad_config_before_writing(tmp_path):
 
 
 @pytest.mark.slow
+def test_main_records_a_divergence_for_the_sweeps(tmp_path):
+  workdir = tmp_path / 'run'
+  result = subprocess.run(
+      [sys.executable, '-m', 'experiments.main', '--config.compare=', '--config.optimizer.learning_rate=1e30',
+       '--config.train.num_steps=100', f'--workdir={workdir}'],
+      cwd=REPO, capture_output=True, text=True, timeout=300,
+      env={**os.environ, 'XLA_FLAGS': '', 'JAX_PLATFORMS': 'cpu'})
+  assert result.returncode != 0 and 'Diverged: non-finite' in result.stderr, result.stderr[-2000:]
+  assert 'non-finite' in (workdir / 'diverged.txt').read_text()
+
+
+@pytest.mark.slow
 def test_density_chasm_reaches_the_closed_form_kl(tmp_path):
   config = small_config(num_steps=3000, log_every=1000, eval_every=500, checkpoint_every=0)
   config.train.update(batch_size=1000, steps_per_dispatch=50, sync_every=50)

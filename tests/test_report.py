@@ -90,6 +90,26 @@ def test_a_sweep_over_num_steps_reuses_exactly_the_finished_runs(tmp_path):
   assert recorder.pending == [200]
 
 
+def test_a_run_that_diverged_is_reported_again_not_rerun(tmp_path):
+  from experiments.sweep import RunFailed, run_sweep
+  from tests.helpers import small_config
+  config = small_config(num_steps=100)
+  from experiments.sweep.grid import cell_dir
+  diverged = tmp_path / cell_dir({'objective.name': 'nwj'}) / 'seed_0'
+  diverged.mkdir(parents=True)
+  (diverged / 'diverged.txt').write_text('non-finite train_loss at step 7\n')
+
+  class Recorder:
+    def execute(self, pending, log):
+      self.pending = [r.cell['objective.name'] for r in pending]
+
+  recorder = Recorder()
+  with pytest.raises(RunFailed, match='diverged before .*Diverged: non-finite train_loss at step 7'):
+    run_sweep(config, {'objective.name': ['nce', 'nwj']}, seeds=1, workdir=str(tmp_path), executor=recorder,
+              log=lambda _: None)
+  assert recorder.pending == ['nce']
+
+
 def test_a_failing_run_stops_its_siblings_and_is_named(tmp_path):
   from experiments.sweep import Run, RunFailed, Subprocesses
   sleeper = Run({'objective.name': 'nce'}, 0, str(tmp_path / 'sleeper'), {})

@@ -17,6 +17,7 @@ import time
 from experiments.run.training import check_config
 
 CONFIG_FILE = 'config.json'
+DIVERGED_FILE = 'diverged.txt'  # why a run of this config diverged: a sweep reports it, not reruns it
 RESUMABLE = ('train.num_steps', 'train.log_every', 'train.eval_every', 'train.checkpoint_every',
              'train.sync_every', 'train.steps_per_dispatch', 'train.max_checkpoints',
              'parallel.backend', 'parallel.num_devices', 'noise.cache_dir')
@@ -105,6 +106,22 @@ def differences(workdir: str, config) -> list[str]:
   return [f'{field}: {stored.get(field, "(absent)")!r} -> {now.get(field, "(absent)")!r}'
           for field in sorted(set(stored) | set(now))
           if field not in resumable and stored.get(field) != now.get(field)]
+
+
+def record_divergence(workdir: str, message: str) -> None:
+  """Keeps why the run in ``workdir`` diverged: the same config diverges again (runs are
+  deterministic), so a sweep reports it instead of training it anew (:func:`divergence`)."""
+  with open(os.path.join(workdir, DIVERGED_FILE), 'w') as f:
+    f.write(message + '\n')
+
+
+def divergence(workdir: str) -> str | None:
+  """The recorded divergence of the run in ``workdir``, or None."""
+  path = os.path.join(workdir, DIVERGED_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return f.read().strip()
 
 
 def open_workdir(config, workdir: str, *, num_devices: int, num_processes: int = 1, force: bool = False,

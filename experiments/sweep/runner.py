@@ -15,7 +15,7 @@ import threading
 import time
 
 from experiments.run.training import check_config
-from experiments.run.workdir import WorkdirConflict, differences, open_workdir
+from experiments.run.workdir import DIVERGED_FILE, WorkdirConflict, differences, divergence, open_workdir
 from experiments.sweep.grid import Grid, cell_config, cell_dir, cells, check_grid, flag_value
 from experiments.sweep.results import Run, SweepResult, aggregate
 
@@ -135,11 +135,17 @@ def run_sweep(config, grid: Grid, *, seeds: int, workdir: str, executor, log=pri
                               'sweep into another --workdir')
       runs.append(Run(cell, seed, run_dir, {}, run_config))
   os.makedirs(workdir, exist_ok=True)
-  pending = [r for r in runs if _steps_done(r.run_dir) < r.config.train.num_steps]  # the run's own length
+  # A run of the same config that diverged diverges again: reported below, not rerun.
+  pending = [r for r in runs
+             if _steps_done(r.run_dir) < r.config.train.num_steps and not divergence(r.run_dir)]
   log(f'sweep: {len(runs) // seeds} cells x {seeds} seeds = {len(runs)} runs, '
       f'{len(runs) - len(pending)} done')
   started = time.perf_counter()
   executor.execute(pending, log)
+  for run in runs:
+    if (message := divergence(run.run_dir)) and _steps_done(run.run_dir) < run.config.train.num_steps:
+      raise RunFailed(f'run {run.run_dir} diverged before ({DIVERGED_FILE}; delete it to run again): '
+                      f'Diverged: {message} (whole log: {run.run_dir}/log.txt)')
   for run in runs:
     with open(os.path.join(run.run_dir, 'summary.json')) as f:
       run.summary = {**json.load(f), 'run_dir': run.run_dir}
