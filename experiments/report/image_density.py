@@ -374,6 +374,8 @@ def render(cells: dict, judged: list[Verdict], quick: bool, total_s: float, figu
   tried = set(cells) | set(failed or {})
   missing = [f'{VARIANTS[v][0]}' for v in VARIANTS if ('fashion_mnist', 'gaussian', v) not in tried]
   noises = {noise for _, noise, _ in tried}
+  closer_missing = lambda n: [v for v in ('nce', 'noisier_nce', 'tre')  # noqa: E731
+                              if ('fashion_mnist', n, v) not in tried]
   reevaluated = sum(r['density']['evaluation_wall_s'] for c in cells.values() for r in c['runs']
                     if r['density']['ais_temperatures'] != image_density.get_config().ais.num_temperatures)
   lines += ['', '## What was run and what was not', '',
@@ -384,6 +386,8 @@ def render(cells: dict, judged: list[Verdict], quick: bool, total_s: float, figu
             'Not run: '
             + ''.join(f'the {NAMES[n]} noise, ' for n in NOISES if n not in noises)
             + (f'on Fashion-MNIST with Gaussian noise: {", ".join(missing)}; ' if missing else '')
+            + ''.join(f'with the {NAMES[n]} noise: {", ".join(VARIANTS[v][0] for v in closer_missing(n))}; '
+                      for n in sorted(noises - {'gaussian'}) if closer_missing(n))
             + 'more than one seed outside the headline cells.']
   return '\n'.join(lines) + '\n'
 
