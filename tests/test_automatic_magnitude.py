@@ -131,6 +131,7 @@ def _chasm(sigma, seed=0):
   return x, kl
 
 
+@pytest.mark.slow
 def test_the_automatic_magnitude_is_larger_on_a_deeper_chasm_and_follows_the_kl():
   """KL 0.32 nat (sigma 0.5) against 6.4 nats (sigma 1e-3) with fit_ratio's default 'auto':
   each evaluation sets M = exp(held-out KL), so the deep chasm trains at a larger M, and the

@@ -9,6 +9,7 @@ import pytest
 from nnce_jax import classifier
 
 
+@pytest.mark.slow
 def test_learns_separable_classes_and_gives_features():
   model = classifier.FeatureClassifier(hidden=(32, 8), num_classes=3)
   centres = 3.0 * jnp.eye(5)[:3]

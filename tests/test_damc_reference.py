@@ -71,6 +71,7 @@ def test_the_amortiser_is_updated_k_times_per_iteration_and_the_others_once(refe
   assert counts == {'generator': 4, 'prior': 4, 'amortizer': 12}
 
 
+@pytest.mark.slow
 def test_the_reference_amortiser_loss_is_the_conditional_plus_the_prior_loss():
   model = tiny()
   params = model.init(jax.random.PRNGKey(0))['amortizer']
@@ -97,6 +98,7 @@ def test_the_reference_amortiser_loss_is_the_conditional_plus_the_prior_loss():
     damc.denoising_loss(model.damc.amortizer, params, key, z, x, combine='half')
 
 
+@pytest.mark.slow
 def test_training_chains_start_at_the_target_and_evaluation_at_the_live_amortiser():
   model = tiny(target_rate=0.1)
   params = model.init(jax.random.PRNGKey(0))
@@ -108,6 +110,7 @@ def test_training_chains_start_at_the_target_and_evaluation_at_the_live_amortise
                                 model.damc.sample(params['amortizer'], key, x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('negatives_from', ['posterior_start', 'prior'])
 def test_mle_negatives_start_where_the_reference_starts_them(negatives_from):
   model = tiny(prior_step_size=1e-6, negatives_from=negatives_from)  # the negatives stay at their start
@@ -122,6 +125,7 @@ def test_mle_negatives_start_where_the_reference_starts_them(negatives_from):
   np.testing.assert_allclose(metrics['prior_loss'], expected, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_reference_output_layer_reads_the_step_and_the_image():
   z, embedding = jnp.ones((3, 2)), jax.random.normal(jax.random.PRNGKey(0), (3, 8))
   for output_layer in ('dense', 'concat_squash'):

@@ -18,6 +18,7 @@ def gaussian_pair():
   return target, base, kl
 
 
+@pytest.mark.slow
 def test_fits_the_closed_form_kl_from_an_array(gaussian_pair):
   target, base, kl = gaussian_pair
   samples = target.sample(jax.random.PRNGKey(0), (20_000,))

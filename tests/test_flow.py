@@ -24,6 +24,7 @@ def fitted(banana):
                        num_steps=400, eval_every=100, learning_rate=3e-3)
 
 
+@pytest.mark.slow
 def test_an_untrained_flow_is_its_gaussian():
   rng = np.random.default_rng(1)
   y = rng.normal(size=(500, 6)) @ rng.normal(size=(6, 6))
@@ -38,6 +39,7 @@ def test_an_untrained_flow_is_its_gaussian():
   np.testing.assert_allclose(back, y[:20], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_the_fitted_flow_beats_its_gaussian_and_keeps_its_best_validation_step(fitted, banana):
   fit, history = fitted
   train, validation = banana
@@ -48,6 +50,7 @@ def test_the_fitted_flow_beats_its_gaussian_and_keeps_its_best_validation_step(f
   assert history['step'] == [100, 200, 300, 400]
 
 
+@pytest.mark.slow
 def test_the_fitted_flow_is_normalised_and_invertible(fitted):
   fit, _ = fitted
   x1, x2 = np.linspace(-6, 6, 241, dtype=np.float32), np.linspace(-6, 30, 361, dtype=np.float32)
@@ -67,6 +70,7 @@ def test_fit_flow_refuses_bad_settings(banana):
     flow.fit_flow(jax.random.PRNGKey(0), *banana, num_steps=0)
 
 
+@pytest.mark.slow
 def test_the_task_keeps_the_flow_and_reuses_it(tmp_path, monkeypatch, banana):
   from experiments.configs import image_density
   from experiments.tasks import image_density as task

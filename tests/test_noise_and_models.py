@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from nnce_jax import closed_form, models, noise
 
@@ -45,6 +46,7 @@ def test_linear_mixing_waymarks_are_variance_preserving():
     np.testing.assert_allclose(w.var(), (1 - a**2) * 1e-6 + a**2, rtol=0.02, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_gaussian_ratio_is_the_log_ratio_of_its_moments():
   base = noise.isotropic_gaussian(3)
   model = models.GaussianRatio(base=base)

@@ -53,6 +53,7 @@ def test_pooled_estimators_coincide(n_target, n_proposal, shift, scale):
   assert abs(float(normalizers.importance_sampling(l_y).log_z) - reference) > 1e-4
 
 
+@pytest.mark.slow
 def test_nce_stationary_at_the_pooled_estimate():
   """The NCE loss of the library, differentiated in log Z, vanishes at the bridge estimate."""
   from nnce_jax.objectives import nce_loss
