@@ -70,6 +70,18 @@ def test_fit_flow_refuses_bad_settings(banana):
     flow.fit_flow(jax.random.PRNGKey(0), *banana, num_steps=0)
 
 
+def test_a_noise_that_fails_to_fit_is_one_config_error(monkeypatch, banana):
+  from experiments.configs import image_density
+  from experiments.core.checks import ConfigError
+  from experiments.tasks import image_density as task
+  from nnce_jax import copula
+  config = image_density.get_config()
+  config.noise.name = 'copula'
+  monkeypatch.setattr(copula, 'fit_gaussian_copula', lambda *a, **k: (None, jnp.array([1.0, jnp.nan])))
+  with pytest.raises(ConfigError, match="noise.name='copula' did not fit .*lower noise.copula_bins"):
+    task.fit_noise(config, *banana)
+
+
 @pytest.mark.slow
 def test_the_task_keeps_the_flow_and_reuses_it(tmp_path, monkeypatch, banana):
   from experiments.configs import image_density

@@ -88,13 +88,18 @@ def dequantized(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def fit_noise(config, y_train, y_validation):
-  """``q0`` by maximum likelihood on the training split (logit space); raises a one-line
-  ValueError when the fit is degenerate. The flow stops early on ``y_validation``. The copula and
-  the flow are kept in ``noise.cache_dir`` and reused (:func:`cached_noise`)."""
-  if config.noise.name == 'gaussian':
-    return noise_lib.fit_gaussian(y_train, ridge=1e-6)
-  return cached_noise(config, lambda: _fit_slow_noise(config, y_train, y_validation),
-                      noise_lib.Gaussian(jnp.zeros(y_train.shape[1]), jnp.eye(y_train.shape[1])))
+  """``q0`` by maximum likelihood on the training split (logit space); a degenerate fit raises a
+  one-line :class:`ConfigError` naming ``noise.name`` (``main`` prints it as such). The flow stops
+  early on ``y_validation``. The copula and the flow are kept in ``noise.cache_dir`` and reused
+  (:func:`cached_noise`)."""
+  try:
+    if config.noise.name == 'gaussian':
+      return noise_lib.fit_gaussian(y_train, ridge=1e-6)
+    return cached_noise(config, lambda: _fit_slow_noise(config, y_train, y_validation),
+                        noise_lib.Gaussian(jnp.zeros(y_train.shape[1]), jnp.eye(y_train.shape[1])))
+  except (ValueError, FloatingPointError) as error:
+    raise ConfigError(f'config.noise.name={config.noise.name!r} did not fit the training split: '
+                      f'{error}') from None
 
 
 def noise_settings(config) -> dict:
