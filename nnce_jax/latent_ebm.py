@@ -361,9 +361,9 @@ def make_reference_train_step(model: LatentEBM, objective: objectives.Objective 
   3. one update of the generator and the prior on :meth:`LatentEBM.generator_prior_loss`;
   4. every ``target_every`` iterations, ``Q_target <- rate Q + (1 - rate) Q_target``.
 
-  Gradients are averaged over the ``'data'`` axis; evaluation sees the parameters (no EMA)."""
-  if model.damc is None:
-    raise ValueError('the reference step trains DAMC\'s amortiser: the model needs sampler="damc"')
+  Without DAMC (short-run chains from ``N(0, I)``) steps 2 and 4 drop out: the same optimisers
+  and iteration, the baseline sampler. Gradients are averaged over the ``'data'`` axis;
+  evaluation sees the parameters (no EMA)."""
   q = model.damc
   sample_batch = model.make_sampler(objective)
   local = lambda tree: jax.lax.pcast(tree, AXIS, to='varying')  # noqa: E731  (see train.make_train_step)
@@ -382,19 +382,26 @@ def make_reference_train_step(model: LatentEBM, objective: objectives.Objective 
       updates, opt_state = tx.update({'amortizer': grads}, opt_state, {'amortizer': q_params})
       return (optax.apply_updates(q_params, updates['amortizer']), opt_state), loss
 
-    (q_params, opt_state), q_losses = jax.lax.scan(
-        amortizer_update, (params['amortizer'], state.opt_state), jax.random.split(q_key, q.updates_per_step))
+    opt_state = state.opt_state
+    if q is not None:
+      (q_params, opt_state), q_losses = jax.lax.scan(
+          amortizer_update, (params['amortizer'], opt_state), jax.random.split(q_key, q.updates_per_step))
+      params = {**params, 'amortizer': q_params}
     trained = {group: params[group] for group in ('generator', 'prior')}
     loss_fn = lambda p: model.generator_prior_loss(objective, p, prior_key, batch, z, z0, state.step)  # noqa: E731
     grads, metrics = jax.grad(loss_fn, has_aux=True)(local(trained))
     grads, metrics = jax.lax.pmean((grads, metrics), AXIS)
     updates, opt_state = tx.update(grads, opt_state, trained)
-    params = {**params, **optax.apply_updates(trained, updates), 'amortizer': q_params}
+    params = {**params, **optax.apply_updates(trained, updates)}
     if 'amortizer_target' in params:
       rate = jnp.where((state.step + 1) % q.target_every == 0, q.target_rate, 0.0)
-      params['amortizer_target'] = optax.incremental_update(q_params, params['amortizer_target'], rate)
-    metrics = {**metrics, 'amortizer_loss': q_losses[-1], 'grad_norm': optax.tree.norm(grads)}
-    metrics['loss'] = metrics['reconstruction_nll'] + metrics['prior_loss'] + q_losses[-1]
+      target = params['amortizer_target']
+      params['amortizer_target'] = optax.incremental_update(params['amortizer'], target, rate)
+    metrics = {**metrics, 'grad_norm': optax.tree.norm(grads)}
+    if q is not None:
+      metrics['amortizer_loss'] = q_losses[-1]
+    metrics['loss'] = (metrics['reconstruction_nll'] + metrics['prior_loss']
+                       + metrics.get('amortizer_loss', 0.0))
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=params), metrics
 
   return TrainStep(sample, update)

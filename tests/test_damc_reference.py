@@ -26,8 +26,9 @@ def tiny(**settings):
 
 def run_reference(model, num_steps, learning_rates=None):
   """``num_steps`` reference iterations on random images; the state after each."""
-  tx = latent_ebm.reference_optimizer(learning_rates or {'generator': 1e-2, 'prior': 1e-2, 'amortizer': 1e-2},
-                                      amortizer_updates=model.damc.updates_per_step)
+  default = {'generator': 1e-2, 'prior': 1e-2, **({'amortizer': 1e-2} if model.damc else {})}
+  tx = latent_ebm.reference_optimizer(learning_rates or default,
+                                      amortizer_updates=model.damc.updates_per_step if model.damc else 1)
   parallel = DataParallel()
   dispatch = parallel.compile(latent_ebm.make_reference_train_step(model, None, tx))
   state = parallel.put_state(engine.create_train_state(model.init(jax.random.PRNGKey(0)), tx,
@@ -69,6 +70,15 @@ def test_the_amortiser_is_updated_k_times_per_iteration_and_the_others_once(refe
   counts = {group: int(adam(states[-1].opt_state[group]).count)
             for group in ('generator', 'prior', 'amortizer')}
   assert counts == {'generator': 4, 'prior': 4, 'amortizer': 12}
+
+
+@pytest.mark.slow
+def test_short_run_chains_train_the_generator_and_prior_by_the_reference_iteration():
+  # The baseline sampler under the same optimisers: chains from N(0, I), no amortiser to update.
+  states = run_reference(tiny(sampler='short_run', negatives_from='posterior_start'), 2)
+  assert set(states[-1].params) == {'generator', 'prior'}
+  for group in ('generator', 'prior'):
+    assert not np.allclose(leaves(states[-1].params[group])[0], leaves(states[0].params[group])[0])
 
 
 @pytest.mark.slow

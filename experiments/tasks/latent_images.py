@@ -62,9 +62,6 @@ def check(config) -> None:
   for field in ('generator_learning_rate', 'prior_learning_rate', 'amortizer_learning_rate', 'clip_norm'):
     number(config, f'reference.{field}', low=0, low_open=True)
   number(config, 'reference.b1', low=0, high=1, high_open=True)
-  if config.model.step == 'reference' and config.model.sampler != 'damc':
-    raise ConfigError(f'config.model.step=reference is invalid with model.sampler={config.model.sampler}; '
-                      "the reference's iteration trains DAMC's amortiser: set model.sampler=damc")
   for field in ('latent_dim', 'posterior_steps', 'prior_steps', 'generator_features', 'embed_dim'):
     number(config, f'model.{field}', low=1, integer=True)
   number(config, 'model.diffusion_steps', low=2, integer=True)
@@ -142,9 +139,10 @@ def reference_step(config, model, objective) -> tuple:
   if config.model.step != 'reference':
     return None, None
   r = config.reference
-  tx = latent_ebm.reference_optimizer(
-      {'generator': r.generator_learning_rate, 'prior': r.prior_learning_rate,
-       'amortizer': r.amortizer_learning_rate}, b1=r.b1, clip_norm=r.clip_norm, decay_rate=r.decay_rate,
+  rates = {'generator': r.generator_learning_rate, 'prior': r.prior_learning_rate}
+  if config.model.sampler == 'damc':
+    rates['amortizer'] = r.amortizer_learning_rate
+  tx = latent_ebm.reference_optimizer(rates, b1=r.b1, clip_norm=r.clip_norm, decay_rate=r.decay_rate,
       decay_every=r.decay_every, amortizer_updates=r.amortizer_updates)
   return tx, latent_ebm.make_reference_train_step(model, objective, tx)
 
