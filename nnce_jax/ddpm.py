@@ -40,6 +40,13 @@ def alpha_cumprod_at(schedule: Schedule, n: jax.Array) -> jax.Array:
   return jnp.exp(jnp.interp(n, jnp.arange(log_abar.shape[0], dtype=jnp.float32), log_abar))
 
 
+def step_at(schedule: Schedule, alpha_cumprod: jax.Array) -> jax.Array:
+  """The fractional step ``n`` with ``abar(n) = alpha_cumprod``: the inverse of
+  :func:`alpha_cumprod_at`, clipped to ``[0, N - 1]``."""
+  log_abar = jnp.log(schedule.alphas_cumprod)
+  return jnp.interp(-jnp.log(alpha_cumprod), -log_abar, jnp.arange(log_abar.shape[0], dtype=jnp.float32))
+
+
 def timestep_embedding(t: jax.Array, features: int, scale: float = 1.0) -> jax.Array:
   """Sinusoidal features of ``scale * t`` for ``t [B]`` (any float): ``[B, features]``."""
   half = features // 2
@@ -64,7 +71,8 @@ class EpsilonMLP(nn.Module):
     return nn.Dense(x.shape[-1])(h)
 
 
-def _broadcast(coefficient: jax.Array, x: jax.Array) -> jax.Array:
+def broadcast(coefficient: jax.Array, x: jax.Array) -> jax.Array:
+  """``coefficient [B]`` shaped to multiply ``x [B, ...]``."""
   return coefficient.reshape(coefficient.shape + (1,) * (x.ndim - coefficient.ndim))
 
 
@@ -73,7 +81,7 @@ def denoising_loss(epsilon_fn: EpsilonFn, key, x: jax.Array, schedule: Schedule)
   ``x [B, ...]`` and ``n`` uniform over the steps: a scalar."""
   step_key, noise_key = jax.random.split(key)
   n = jax.random.randint(step_key, x.shape[:1], 0, schedule.betas.shape[0])
-  abar = _broadcast(schedule.alphas_cumprod[n], x)
+  abar = broadcast(schedule.alphas_cumprod[n], x)
   eps = jax.random.normal(noise_key, x.shape, x.dtype)
   noisy = jnp.sqrt(abar) * x + jnp.sqrt(1 - abar) * eps
   return jnp.mean((epsilon_fn(noisy, n.astype(jnp.float32)) - eps) ** 2)

@@ -1,4 +1,4 @@
-"""The sampler tasks on a tiny teacher: DxMI resumes bit-identical on 4 devices, and bad
+"""The sampler tasks on a tiny teacher: DxMI and SiD resume bit-identical on 4 devices, and bad
 settings (T < 1, negative tau, M <= 0, a teacher of another shape, no teacher) are refused in
 one line before anything trains."""
 
@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from experiments.configs import ddpm_toy2d, dxmi_toy2d
+from experiments.configs import ddpm_toy2d, dxmi_toy2d, sid_toy2d
 from experiments.core.checks import ConfigError
 from experiments.run.training import fit, train_and_evaluate
 from experiments.run.workdir import open_workdir
@@ -60,6 +60,53 @@ def test_resumed_dxmi_run_ends_identical(teacher_dir, tmp_path):
   for group in resumed.params:  # every group moved after the resume
     assert not all(np.array_equal(a, b) for a, b in zip(leaves_of(resumed.params[group]),
                                                         leaves_of(halfway.params[group]))), group
+
+
+def _sid(teacher_dir, num_steps=20, real_term='noisier_nce', **train):
+  config = _train(sid_toy2d.get_config(), num_steps, **train)
+  config.teacher.update(workdir=teacher_dir, **TINY_TEACHER)
+  config.sid.update(real_term=real_term, discriminator_hidden=(16,))
+  config.data.num_test = 200
+  return config
+
+
+@pytest.mark.slow
+def test_resumed_sid_run_ends_identical_and_distillation_moves_every_network(teacher_dir, tmp_path):
+  unbroken, task = fit(_sid(teacher_dir, 40, checkpoint_every=20), str(tmp_path / 'unbroken'))
+  halfway, _ = fit(_sid(teacher_dir, 20, checkpoint_every=20), str(tmp_path / 'broken'))
+  resumed, _ = fit(_sid(teacher_dir, 40, checkpoint_every=20), str(tmp_path / 'broken'))
+  assert int(resumed.step) == 40
+  for a, b in zip(leaves(resumed), leaves(unbroken)):
+    np.testing.assert_array_equal(a, b)
+  assert set(resumed.params) == {'generator', 'fake_score', 'discriminator'}
+  for group in resumed.params:
+    assert not all(np.array_equal(a, b) for a, b in zip(leaves_of(resumed.params[group]),
+                                                        leaves_of(halfway.params[group]))), group
+  # The one-step generator starts as the teacher's denoiser of pure noise and moves away from it.
+  assert task.truth['before_sliced_w2'] != task.eval_fn(resumed.params)['sliced_w2']
+  assert task.truth['teacher_100_steps_sliced_w2'] > 0 and task.truth['data_floor_sliced_w2'] > 0
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('sid.magnitude', 0.0, r'config.sid.magnitude=0.0 is invalid'),
+    ('sid.magnitude', -1.0, r'config.sid.magnitude=-1.0 is invalid'),
+    ('sid.real_term', 'gan', 'config.sid.real_term=.*allowed values: none, adversarial, nce, noisier_nce'),
+    ('sid.t_max', 0.0, r'config.sid.t_max=0.0 is invalid'),
+    ('teacher.workdir', '', 'config.teacher.workdir is empty'),
+])
+def test_bad_sid_settings_are_refused_before_training(field, value, message):
+  assert_refused(sid_toy2d.get_config(), field, value, message)
+
+
+@pytest.mark.slow
+def test_sid_refuses_a_teacher_of_another_shape_or_none(teacher_dir, tmp_path):
+  config = _sid(teacher_dir)
+  config.teacher.hidden = (32, 32)
+  with pytest.raises(ConfigError, match=r'config.teacher.hidden=\(32, 32\) differs from the teacher run'):
+    fit(config, str(tmp_path / 'other'))
+  command = 'python -m experiments.main --config=experiments/configs/ddpm_toy2d.py'
+  with pytest.raises(FileNotFoundError, match=f'train one with `{command}'):
+    fit(_sid(str(tmp_path / 'nothing')), str(tmp_path / 'none'))
 
 
 @pytest.mark.parametrize('field, value, message', [

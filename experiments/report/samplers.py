@@ -15,7 +15,6 @@ curves and the samples. 2-D samples are judged by sliced W2, images by the Fréc
 a fixed classifier's features.
 """
 
-import dataclasses
 import json
 import os
 import shutil
@@ -25,12 +24,20 @@ import time
 import numpy as np
 from absl import app, flags
 
-from experiments.configs import ddpm_images, ddpm_toy2d, dxmi_images, dxmi_toy2d, teacher_sampling
+from experiments.configs import teacher_sampling
 from experiments.core import plotting
 from experiments.core.checks import ConfigError, parse_overrides, set_fields
-from experiments.core.metrics import read_metrics
 from experiments.core.tables import markdown_table, mean_std
 from experiments.report import driver, statistics
+from experiments.report.sampler_runs import (  # noqa: F401
+  IMAGES,
+  TOY,
+  censored,
+  curve,
+  iterations_to,
+  kind_of,
+  train_teacher,
+)
 from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import flag_value
 from experiments.tasks import sampler_images
@@ -53,46 +60,6 @@ _IMAGE_OVERRIDES = flags.DEFINE_multi_string('image_override', [], 'FIELD=VALUE 
 NAMES = {'dxmi': 'DxMI', 'nce': 'NCE', 'noisier_nce': 'N²CE', 'nwj': 'NWJ'}
 # DxMI's 10-step samplers, FID (the N²CE paper's table): {dataset: (NCE, N²CE with M = 100)}.
 PUBLISHED_FID = {'CIFAR-10': (3.93, 2.99), 'ImageNet 64': (2.69, 2.23)}
-
-
-@dataclasses.dataclass(frozen=True, eq=False)  # compared and hashed by identity: TOY, IMAGES
-class Kind:
-  """2-D densities or images: their configs, the metric judged on (lower is better), the other
-  columns of the tables (``{metric: title}``) and the quick settings."""
-  teacher_config: str
-  config: str
-  teacher_defaults: object
-  defaults: object
-  metric: str
-  title: str
-  columns: dict
-  quick_teacher: dict
-  quick: dict
-
-
-# How the energy separates data from samples, and the sampler's mean sigma_t (t < T): the
-# entropy bonus tau1 log sigma_t pushes it up, the energy's value pushes back.
-DIAGNOSTICS = {'energy_auroc': 'energy AUROC', 'mean_sigma': 'mean sigma'}
-QUICK = {'train.num_steps': 20, 'train.steps_per_dispatch': 10, 'train.sync_every': 10,
-         'train.eval_every': 10, 'train.log_every': 10, 'train.checkpoint_every': 20}
-TOY = Kind('experiments/configs/ddpm_toy2d.py', 'experiments/configs/dxmi_toy2d.py', ddpm_toy2d.get_config,
-           dxmi_toy2d.get_config, 'sliced_w2', 'sliced W2',
-           {'mmd': 'MMD', 'modes_covered': 'modes', **DIAGNOSTICS},
-           {'train.num_steps': 200, 'train.eval_every': 200, 'train.log_every': 100,
-            'train.checkpoint_every': 200, 'data.num_test': 500, 'teacher.num_eval_samples': 500},
-           {**QUICK, 'data.num_test': 500})
-_IMAGE_QUICK = {'teacher.hidden': (64,), 'judge.num_steps': 100, 'judge.num_samples': 200,
-                'judge.num_train': 500, 'data.num_test': 200}
-IMAGES = Kind('experiments/configs/ddpm_images.py', 'experiments/configs/dxmi_images.py',
-              ddpm_images.get_config, dxmi_images.get_config, 'frechet_distance', 'FD',
-              {'kid': 'KID', 'class_kl': 'class KL', **DIAGNOSTICS},
-              {'train.num_steps': 100, 'train.eval_every': 100, 'train.log_every': 100,
-               'train.checkpoint_every': 100, **_IMAGE_QUICK},
-              {**QUICK, **_IMAGE_QUICK, 'energy.hidden': (32,), 'value.hidden': (32,)})
-
-
-def kind_of(dataset: str) -> Kind:
-  return IMAGES if dataset in sampler_images.DATASETS else TOY
 
 
 def chosen(quick: bool) -> tuple[list[str], dict, dict, list[str]]:
@@ -118,14 +85,6 @@ def chosen(quick: bool) -> tuple[list[str], dict, dict, list[str]]:
   if quick:  # one dataset of each kind asked for
     datasets = [d for i, d in enumerate(datasets) if kind_of(d) not in map(kind_of, datasets[:i])]
   return datasets, steps, seeds, list(_LOSSES.value)
-
-
-def train_teacher(dataset, workdir, quick) -> tuple[str, float]:
-  kind = kind_of(dataset)
-  fields = {'data.dataset': dataset, **(kind.quick_teacher if quick else {})}
-  result = run_sweep(set_fields(kind.teacher_defaults(), fields), {}, seeds=1, workdir=workdir,
-                     executor=Subprocesses(kind.teacher_config, fields, 1))
-  return result.runs[0].run_dir, result.wall_s
 
 
 def diagnose_teacher(dataset, teacher_dir, workdir, quick) -> dict:
@@ -169,35 +128,13 @@ def fine_tune(dataset, steps, teacher_dir, losses, seeds, workdir, overrides):
             'sampler.num_steps': steps}
   result = run_sweep(set_fields(kind.defaults(), fields), {'energy.loss': losses}, seeds=seeds,
                      workdir=workdir, executor=Subprocesses(kind.config, fields, driver.JOBS.value))
-  return {loss: [_curve(s, kind.metric) for s in result.cell(loss=loss)] for loss in losses}, result.wall_s
-
-
-def _curve(summary: dict, metric: str) -> dict:
-  """A run's evaluations as arrays (``metric`` under ``'judged'``), its truth and its samples' plot."""
-  evals = [r for r in read_metrics(summary['run_dir']) if f'eval_{metric}' in r]
-  keys = [k.removeprefix('eval_') for k in evals[0] if k.startswith('eval_')]
-  return {'step': np.array([r['step'] for r in evals]),
-          **{key: np.array([r.get(f'eval_{key}', np.nan) for r in evals]) for key in keys},
-          'judged': np.array([r[f'eval_{metric}'] for r in evals]),
-          'truth': summary['truth'], 'png': summary.get('samples_png'), 'budget': summary['steps']}
+  return {loss: [curve(s, kind.metric) for s in result.cell(loss=loss)] for loss in losses}, result.wall_s
 
 
 def thresholds(truth: dict, metric: str) -> dict:
   """``{name: value}``: the teacher's 100-step quality (the paper's bar) and halfway to it."""
   start, bar = truth[f'teacher_{metric}'], truth[f'teacher_{THRESHOLD_STEPS}_step_{metric}']
   return {f'teacher {THRESHOLD_STEPS}-step': bar, 'halfway': (start + bar) / 2}
-
-
-def iterations_to(curve: dict, threshold: float) -> int | None:
-  """The first evaluated iteration at or below ``threshold``; None if none is."""
-  hits = np.flatnonzero(curve['judged'] <= threshold)
-  return int(curve['step'][hits[0]]) if hits.size else None
-
-
-def censored(value: int | None, budget: int) -> float:
-  """Iterations to a threshold, a run that never reached it counted at twice the budget: every
-  such run ranks behind every run that did, and the paired difference stays finite."""
-  return float(2 * budget if value is None else value)
 
 
 def outcome(interval: statistics.Interval, reached: dict, met_before: int = 0) -> str:

@@ -1,6 +1,6 @@
-"""What the sampler tasks share (``ddpm_toy2d``, ``dxmi_toy2d``, ``ddpm_images``,
+"""What the sampler tasks share (``ddpm_toy2d``, ``dxmi_toy2d``, ``ddpm_images``, ``sid_toy2d``,
 ``dxmi_images``): the teacher's network and schedule from a config, its restored checkpoint,
-the DxMI fine-tuning set-up, and how 2-D samples are judged against held-out data."""
+the DxMI fine-tuning and SiD distillation set-ups, and how 2-D samples are judged against held-out data."""
 
 import functools
 import json
@@ -17,7 +17,7 @@ from flax import linen as nn
 
 from experiments.core import plotting
 from experiments.core.checks import ConfigError, boolean, number, one_of, widths
-from nnce_jax import checkpoint, ddpm, dxmi, few_step, sample_distances, train
+from nnce_jax import checkpoint, ddpm, dxmi, few_step, sample_distances, sid, train
 from nnce_jax.data import toy2d
 from nnce_jax.objectives import make_objective
 
@@ -244,3 +244,56 @@ def sample_panels(shown: dict, extra: int = 0):
     ax.set_ylim(-LIMIT, LIMIT)
     ax.set_aspect('equal')
   return figure, axes
+
+
+def check_distillation(config) -> None:
+  """The fields of a SiD config (``sid_toy2d``)."""
+  check_teacher_run(config)
+  one_of(config, 'sid.real_term', sid.REAL_TERMS)
+  for field in ('magnitude', 'init_sigma', 'sigma_data', 'generator_learning_rate',
+                'fake_score_learning_rate', 'discriminator_learning_rate'):
+    number(config, f'sid.{field}', low=0, low_open=True)
+  number(config, 'sid.alpha', low=0)
+  number(config, 'sid.real_weight', low=0)
+  number(config, 'sid.t_max', low=0, high=1, low_open=True)
+  number(config, 'sid.b1', low=0, high=1, high_open=True)
+  widths(config, 'sid.discriminator_hidden')
+
+
+class Distillation(NamedTuple):
+  """SiD's parameters, optimiser and train step for a task, and ``generate(params, key, n) ->
+  [n, d]`` (jitted; ``n`` static): the one-step generator's samples."""
+  params: dict
+  optimizer: optax.GradientTransformation
+  train_step: object
+  generate: Callable
+
+
+def distillation(config, network, schedule, teacher_params, dim: int, draw_data: Callable) -> Distillation:
+  """SiD (:mod:`nnce_jax.sid`) from ``teacher_params``: the generator and the fake score start as
+  copies of the teacher, the discriminator (with ``sid.real_term``) is a time-conditioned
+  :class:`ValueMLP` on noised inputs; one Adam per network, betas ``(sid.b1, 0.999)``."""
+  c = config.sid
+  hyper = sid.Hyper(alpha=c.alpha, t_max=c.t_max, sigma_data=c.sigma_data, real_term=c.real_term,
+                    magnitude=c.magnitude, real_weight=c.real_weight)
+  generator = sid.one_step_generator(network.apply, schedule, c.init_sigma)
+  discriminator = ValueMLP(tuple(c.discriminator_hidden))
+  real = c.real_term != 'none'
+  networks = sid.Networks(teacher=lambda x, n: network.apply(teacher_params, x, n), fake_score=network.apply,
+                          generator=generator, discriminator=discriminator.apply if real else None)
+  params = {'generator': teacher_params, 'fake_score': teacher_params}
+  adam = lambda rate: optax.adam(rate, b1=c.b1, b2=0.999)  # noqa: E731
+  optimizers = {'generator': adam(c.generator_learning_rate), 'fake_score': adam(c.fake_score_learning_rate)}
+  if real:
+    root = jax.random.PRNGKey(config.seed)
+    params['discriminator'] = discriminator.init(jax.random.fold_in(root, 6), jnp.zeros((1, dim)),
+                                                 jnp.zeros(1))
+    optimizers['discriminator'] = adam(c.discriminator_learning_rate)
+  tx = train.per_group(optimizers)
+  train_step = sid.make_train_step(networks, schedule, tx, draw_data, hyper)
+
+  @functools.partial(jax.jit, static_argnums=2)
+  def generate(params, key, n):
+    return generator(params['generator'], jax.random.normal(key, (n, dim)))
+
+  return Distillation(params, tx, train_step, generate)

@@ -1,0 +1,84 @@
+"""The sampler reports' shared parts, free of flags: the two kinds of sampler experiment (2-D
+densities, 28x28 images) with their configs, a dataset's teacher run, and a run's evaluations
+read as curves with the iterations they take to a threshold."""
+
+import dataclasses
+
+import numpy as np
+
+from experiments.configs import ddpm_images, ddpm_toy2d, dxmi_images, dxmi_toy2d
+from experiments.core.checks import set_fields
+from experiments.core.metrics import read_metrics
+from experiments.sweep import Subprocesses, run_sweep
+from experiments.tasks import sampler_images
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # compared and hashed by identity: TOY, IMAGES
+class Kind:
+  """2-D densities or images: their configs, the metric judged on (lower is better), the other
+  columns of the tables (``{metric: title}``) and the quick settings."""
+  teacher_config: str
+  config: str
+  teacher_defaults: object
+  defaults: object
+  metric: str
+  title: str
+  columns: dict
+  quick_teacher: dict
+  quick: dict
+
+
+# How the energy separates data from samples, and the sampler's mean sigma_t (t < T): the
+# entropy bonus tau1 log sigma_t pushes it up, the energy's value pushes back.
+DIAGNOSTICS = {'energy_auroc': 'energy AUROC', 'mean_sigma': 'mean sigma'}
+QUICK = {'train.num_steps': 20, 'train.steps_per_dispatch': 10, 'train.sync_every': 10,
+         'train.eval_every': 10, 'train.log_every': 10, 'train.checkpoint_every': 20}
+TOY = Kind('experiments/configs/ddpm_toy2d.py', 'experiments/configs/dxmi_toy2d.py', ddpm_toy2d.get_config,
+           dxmi_toy2d.get_config, 'sliced_w2', 'sliced W2',
+           {'mmd': 'MMD', 'modes_covered': 'modes', **DIAGNOSTICS},
+           {'train.num_steps': 200, 'train.eval_every': 200, 'train.log_every': 100,
+            'train.checkpoint_every': 200, 'data.num_test': 500, 'teacher.num_eval_samples': 500},
+           {**QUICK, 'data.num_test': 500})
+_IMAGE_QUICK = {'teacher.hidden': (64,), 'judge.num_steps': 100, 'judge.num_samples': 200,
+                'judge.num_train': 500, 'data.num_test': 200}
+IMAGES = Kind('experiments/configs/ddpm_images.py', 'experiments/configs/dxmi_images.py',
+              ddpm_images.get_config, dxmi_images.get_config, 'frechet_distance', 'FD',
+              {'kid': 'KID', 'class_kl': 'class KL', **DIAGNOSTICS},
+              {'train.num_steps': 100, 'train.eval_every': 100, 'train.log_every': 100,
+               'train.checkpoint_every': 100, **_IMAGE_QUICK},
+              {**QUICK, **_IMAGE_QUICK, 'energy.hidden': (32,), 'value.hidden': (32,)})
+
+
+def kind_of(dataset: str) -> Kind:
+  return IMAGES if dataset in sampler_images.DATASETS else TOY
+
+
+def train_teacher(dataset, workdir, quick) -> tuple[str, float]:
+  """``(run_dir, seconds)``: the dataset's teacher, trained once in ``workdir`` (then reused)."""
+  kind = kind_of(dataset)
+  fields = {'data.dataset': dataset, **(kind.quick_teacher if quick else {})}
+  result = run_sweep(set_fields(kind.teacher_defaults(), fields), {}, seeds=1, workdir=workdir,
+                     executor=Subprocesses(kind.teacher_config, fields, 1))
+  return result.runs[0].run_dir, result.wall_s
+
+
+def curve(summary: dict, metric: str) -> dict:
+  """A run's evaluations as arrays (``metric`` under ``'judged'``), its truth and its samples' plot."""
+  evals = [r for r in read_metrics(summary['run_dir']) if f'eval_{metric}' in r]
+  keys = [k.removeprefix('eval_') for k in evals[0] if k.startswith('eval_')]
+  return {'step': np.array([r['step'] for r in evals]),
+          **{key: np.array([r.get(f'eval_{key}', np.nan) for r in evals]) for key in keys},
+          'judged': np.array([r[f'eval_{metric}'] for r in evals]),
+          'truth': summary['truth'], 'png': summary.get('samples_png'), 'budget': summary['steps']}
+
+
+def iterations_to(curve: dict, threshold: float) -> int | None:
+  """The first evaluated iteration at or below ``threshold``; None if none is."""
+  hits = np.flatnonzero(curve['judged'] <= threshold)
+  return int(curve['step'][hits[0]]) if hits.size else None
+
+
+def censored(value: int | None, budget: int) -> float:
+  """Iterations to a threshold, a run that never reached it counted at twice the budget: every
+  such run ranks behind every run that did, and the paired difference stays finite."""
+  return float(2 * budget if value is None else value)

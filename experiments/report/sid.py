@@ -1,0 +1,240 @@
+"""One-step samplers by score identity distillation: SiD alone, with SiD²A's adversarial loss,
+with NCE (M = 1) and with N²CE (M = 50) on real data, against the teacher they distil.
+
+``python -m experiments.report.sid [--quick] [--datasets=8gaussians,checkerboard] [--seeds=5]
+[--override=FIELD=VALUE]``
+
+For each 2-D density the teacher DDPM is trained once (``ddpm_toy2d.py``), then the four
+variants of ``sid_toy2d.py`` run on the same seeds and iterations. Each run is an ordinary run
+of ``experiments.main``; finished runs are reused. Writes docs/sid.md: each variant at the end,
+the teacher's cut samplers at 1, 4, 10 and 100 steps as reference rows, the curves, the
+samples and the paired verdicts on the paper's two claims:
+
+(a) SiD + N²CE ends better than SiD + NCE and than the adversarial variant (two paired
+    intervals of the final sliced W2, Bonferroni-adjusted to 95% together);
+(b) it reaches the adversarial variant's final quality in at most half the iterations
+    (the paired interval of ``iterations(N²CE) - iterations(adversarial) / 2``).
+"""
+
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+from absl import app, flags
+
+from experiments.configs import sid_toy2d
+from experiments.core import plotting
+from experiments.core.checks import ConfigError, parse_overrides, set_fields
+from experiments.core.tables import markdown_table, mean_std
+from experiments.report import driver, statistics
+from experiments.report.sampler_runs import censored, curve, iterations_to, train_teacher
+from experiments.sweep import Subprocesses, run_sweep
+from experiments.sweep.grid import flag_value
+from experiments.tasks.sid_toy2d import REFERENCE_STEPS
+from nnce_jax.data import toy2d
+
+CONFIG = 'experiments/configs/sid_toy2d.py'
+VARIANTS = {'none': 'SiD', 'adversarial': 'SiD²A (adversarial)', 'nce': 'SiD + NCE (M = 1)',
+            'noisier_nce': 'SiD + N²CE (M = 50)'}
+METRIC, TITLE = 'sliced_w2', 'sliced W2'
+COLUMNS = {'mmd': 'MMD', 'modes_covered': 'modes'}
+QUICK = {'train.num_steps': 20, 'train.steps_per_dispatch': 10, 'train.sync_every': 10,
+         'train.eval_every': 10, 'train.log_every': 10, 'train.checkpoint_every': 20, 'data.num_test': 500}
+# The paper's CIFAR-10 FIDs (iterations): {variant: (unconditional, conditional)}.
+PUBLISHED = {'adversarial': ('1.50 (30K)', '1.40 (50K)'), 'nce': ('1.53 (30K)', '1.46 (30K)'),
+             'noisier_nce': ('1.45 (20K)', '1.39 (20K)')}
+
+
+def distil(dataset, teacher_dir, seeds, workdir, overrides) -> tuple[dict, float]:
+  """``({variant: [curve per seed]}, seconds)``: the four variants on ``seeds`` seeds."""
+  fields = {**overrides, 'data.dataset': dataset, 'teacher.workdir': os.path.abspath(teacher_dir)}
+  result = run_sweep(set_fields(sid_toy2d.get_config(), fields), {'sid.real_term': list(VARIANTS)},
+                     seeds=seeds, workdir=workdir, executor=Subprocesses(CONFIG, fields, driver.JOBS.value))
+  return {v: [curve(s, METRIC) for s in result.cell(real_term=v)] for v in VARIANTS}, result.wall_s
+
+
+def claim_a(curves) -> tuple[list[list[str]], str]:
+  """SiD + N²CE's final sliced W2 against NCE's and the adversarial variant's, paired by seed."""
+  level = statistics.bonferroni(0.95, 2)
+  final = {v: [r['judged'][-1] for r in runs] for v, runs in curves.items()}
+  rows, signs = [], []
+  for other in ('nce', 'adversarial'):
+    interval = statistics.paired(final['noisier_nce'], final[other], level)
+    signs.append(interval.sign)
+    rows.append([f'N²CE − {VARIANTS[other]}', f'final {TITLE}', str(interval),
+                 {-1: 'N²CE better', 1: 'N²CE worse', 0: 'the interval holds 0'}[interval.sign]])
+  verdict = ('reproduced' if all(s < 0 for s in signs) else 'refuted' if any(s > 0 for s in signs)
+             else 'inconclusive: ' + ('no interval excludes 0' if not any(signs) else 'one interval holds 0'))
+  return rows, verdict
+
+
+def claim_b(curves) -> tuple[list[list[str]], str]:
+  """Iterations to the adversarial run's final sliced W2 (per seed), N²CE against half of the
+  adversarial run's own; a run that never gets there counts at twice the budget."""
+  adversarial, n2ce = curves['adversarial'], curves['noisier_nce']
+  own, fast, reached = [], [], 0
+  for a, b in zip(adversarial, n2ce):
+    target = a['judged'][-1]
+    own.append(censored(iterations_to(a, target), a['budget']))
+    hit = iterations_to(b, target)
+    reached += hit is not None
+    fast.append(censored(hit, b['budget']))
+  interval = statistics.paired(fast, 0.5 * np.asarray(own))
+  rows = [['N²CE − ½ adversarial', "iterations to the adversarial run's final quality", str(interval),
+           f'N²CE reached it on {reached} of {len(fast)} seeds; adversarial iterations {mean_std(own)}, '
+           f'N²CE {mean_std(fast)}']]
+  verdict = {-1: 'reproduced', 1: 'refuted'}.get(interval.sign, 'inconclusive: the interval holds 0')
+  return rows, verdict
+
+
+def section(dataset, curves, figures_dir) -> tuple[str, dict]:
+  seeds = curves['none']
+  truths = lambda key: [r['truth'][key] for r in seeds]  # noqa: E731
+  head = ['sampler', f'{TITLE} (end)', f'best {TITLE}'] + [f'{name} (end)' for name in COLUMNS.values()]
+  rows = [[f'teacher, {t} step{"s" * (t > 1)}', mean_std(truths(f'teacher_{t}_steps_{METRIC}')), '']
+          + [mean_std(truths(f'teacher_{t}_steps_{k}')) for k in COLUMNS] for t in REFERENCE_STEPS]
+  rows.append(['generator before distillation'] + [mean_std(truths(f'before_{METRIC}')), '']
+              + [mean_std(truths(f'before_{k}')) for k in COLUMNS])
+  for variant, runs in curves.items():
+    rows.append([VARIANTS[variant], mean_std([r['judged'][-1] for r in runs]),
+                 mean_std([float(np.min(r['judged'])) for r in runs])] + [mean_std([r[k][-1] for r in runs])
+                                                                          for k in COLUMNS])
+  rows.append(['held-out data (the floor)', mean_std(truths(f'data_floor_{METRIC}')), '', '', ''])
+  rows_a, verdict_a = claim_a(curves)
+  rows_b, verdict_b = claim_b(curves)
+  budget = seeds[0]['budget']
+  lines = [f'\n## {dataset}\n',
+           f'Mean ± std over {len(seeds)} seeds after {budget} iterations; "best" is the '
+           'lowest evaluation of each run (read off the test points, an optimistic figure).\n',
+           markdown_table(head, rows), '\n### The claims, paired by seed\n',
+           markdown_table(['comparison', 'on', 'mean difference [CI]', 'outcome'], rows_a + rows_b),
+           f'\n(a) {verdict_a}; (b) {verdict_b}.\n',
+           f'![{dataset} curves]({plot_curves(dataset, curves, figures_dir)})']
+  for variant, runs in curves.items():
+    if runs[0]['png'] and os.path.exists(runs[0]['png']):
+      target = os.path.join(figures_dir, f'{dataset}_{variant}_samples.png')
+      shutil.copyfile(runs[0]['png'], target)
+      lines.append(f'![{VARIANTS[variant]}, seed 0]({os.path.relpath(target, os.path.dirname(figures_dir))})')
+  return '\n'.join(lines) + '\n', {'dataset': dataset, 'a': verdict_a, 'b': verdict_b}
+
+
+def plot_curves(dataset, curves, figures_dir) -> str:
+  """Each variant's mean ± std over seeds against iteration (the generator before at 0), with the
+  teacher's 100-step and 10-step quality and the floor."""
+  figure, (ax,) = plotting.panels(1, width=6.0, height=4.0)
+  seeds = curves['none']
+  for variant, runs in curves.items():
+    x = np.concatenate([[0], runs[0]['step']])
+    plotting.seed_band(ax, x, [np.concatenate([[r['truth'][f'before_{METRIC}']], r['judged']]) for r in runs],
+                       VARIANTS[variant])
+  for steps, style in ((100, '--'), (10, ':')):
+    plotting.reference(ax, np.mean([r['truth'][f'teacher_{steps}_steps_{METRIC}'] for r in seeds]),
+                       f'teacher, {steps} steps', style)
+  plotting.reference(ax, np.mean([r['truth'][f'data_floor_{METRIC}'] for r in seeds]),
+                     'floor (held-out data)', '-.', 'grey')
+  plotting.label(ax, 'iteration', f'{TITLE} to held-out data', title=f'{dataset}: one-step generators',
+                 log_y=True)
+  path = os.path.join(figures_dir, f'{dataset}_curves.png')
+  plotting.save(figure, path)
+  return os.path.relpath(path, os.path.dirname(figures_dir))
+
+
+_DATASETS = flags.DEFINE_list('datasets', ['8gaussians', 'checkerboard'], 'Toy densities.')
+_SEEDS = flags.DEFINE_integer('seeds', 5, 'Seeds per dataset (the same for every variant).')
+_OVERRIDES = flags.DEFINE_multi_string('override', [], 'FIELD=VALUE for every SiD run.')
+
+
+def main(argv):
+  del argv
+  quick = driver.QUICK.value
+  workdir, output = driver.paths('sid', 'docs/sid.md')
+  datasets = _DATASETS.value[:1] if quick else _DATASETS.value
+  seeds = 2 if quick else _SEEDS.value
+  try:
+    if bad := [d for d in datasets if d not in toy2d.DATASETS]:
+      raise ConfigError(f'--datasets={",".join(bad)} is invalid; allowed values: {", ".join(toy2d.DATASETS)}')
+    if seeds < 2:
+      raise ConfigError(f'--seeds={seeds} is invalid; paired intervals need >= 2')
+    overrides = {**parse_overrides(sid_toy2d.get_config(), _OVERRIDES.value), **(QUICK if quick else {})}
+  except ConfigError as error:
+    sys.exit(f'Invalid flag: {error}')
+  figures_dir = os.path.join(os.path.dirname(output) or '.', 'sid')
+  os.makedirs(figures_dir, exist_ok=True)
+  started, wall, sections, claims = time.perf_counter(), 0.0, [], []
+  for dataset in datasets:
+    teacher_dir, seconds = train_teacher(dataset, os.path.join(workdir, dataset, 'teacher'), quick)
+    curves, more = distil(dataset, teacher_dir, seeds, os.path.join(workdir, dataset, 'sid'), overrides)
+    wall += seconds + more
+    text, found = section(dataset, curves, figures_dir)
+    sections.append(text)
+    claims.append(found)
+  command = 'python -m experiments.report.sid' + (' --quick' if quick else '') + ''.join(
+      f' --override={field}={flag_value(value)}' for field, value in overrides.items() if field not in QUICK)
+  with open(output, 'w') as f:
+    f.write(header(command, wall, seeds, quick, claims) + ''.join(sections))
+  print(f'sid report: {output} ({time.perf_counter() - started:.0f} s now; {wall:.0f} s of runs)')
+
+
+def header(command, wall, seeds, quick, claims) -> str:
+  config = sid_toy2d.get_config()
+  return ('# One-step samplers: SiD, SiD²A, SiD + NCE and SiD + N²CE\n\n'
+          + ('**Quick mode: pipeline check only, the numbers mean nothing.**\n\n' if quick else '')
+          + f'`{command}`: its runs took {wall / 60:.1f} min on a 2-core CPU machine, 2 runs at a time '
+          f'(finished runs are reused); {seeds} seeds per dataset, the same for every variant. The method '
+          'and where it differs from the reference code: docs/sid.md\'s last section.\n\n'
+          '- **Settings** (`sid_toy2d.py`): the one-step generator and the fake score start as copies of '
+          f'the 2-D teacher (`ddpm_toy2d.py`, an epsilon MLP {tuple(config.teacher.hidden)}); alpha '
+          f'{config.sid.alpha}, sigma_init {config.sid.init_sigma}, t_max {config.sid.t_max}; Adam '
+          f'(beta1 {config.sid.b1}) at {config.sid.generator_learning_rate:g}; the real-data terms train a '
+          f'separate time-conditioned MLP discriminator {tuple(config.sid.discriminator_hidden)} on noised '
+          f'inputs, with weight {config.sid.real_weight:g} per dimension against SiD\'s loss (SiD²A\'s '
+          'ratio); a seed fixes the discriminator\'s initialisation, the data and every noise.\n'
+          '- **Judged** by the sliced W2 (100 projections) and MMD of '
+          f'{config.data.num_test:,} samples to as many held-out points, and the modes covered.\n\n'
+          + markdown_table(['dataset', '(a) N²CE ends better than NCE and adversarial',
+                            '(b) N²CE at the adversarial final quality in ≤ half the iterations'],
+                           [[c['dataset'], c['a'], c['b']] for c in claims])
+          + '\n\n**Published** (the N²CE paper, CIFAR-10 FID from an EDM teacher, iterations in '
+          'brackets):\n\n'
+          + markdown_table(['variant', 'unconditional', 'conditional'],
+                           [[VARIANTS[v], *values] for v, values in PUBLISHED.items()])
+          + '\n\nOurs: 2-D densities and MLP teachers on a 2-core CPU, so only the ordering of the variants, '
+          'not their values, can be set beside the paper\'s. The 28×28 cells are not run: the image '
+          'teachers measure worse at 100 steps than at 10 (docs/samplers.md), so there is no teacher '
+          'worth distilling yet.\n' + METHOD)
+
+
+METHOD = '''
+## Method, and where it differs from the reference (`mingyuanzhou/SiD`, `sida` branch)
+
+`nnce_jax/sid.py`. Each iteration: one update of the fake score (EDM's weighted denoising loss,
+log-normal noise levels, on stopped generator samples) and, with a real-data term, of the
+discriminator on data and generator samples noised alike; then one generator update on
+`sum_d (f_phi − f_psi)((f_phi − x_g) − alpha (f_phi − f_psi)) / w`, `w = stop(mean_d |x_g − f_phi|)`,
+with gradients through the noised sample into both frozen denoisers, at EDM's rho-schedule
+levels up to `t_max`. What differs:
+
+- **Diffusion family**: our teachers are variance-preserving DDPMs with epsilon networks; a noise
+  level `sigma` is the teacher's fractional step with `abar = 1 / (1 + sigma²)` and every network
+  is read as a denoiser. Levels beyond the teacher's range (sigma below 0.01) are clipped to it.
+- **Discriminator**: a separate time-conditioned MLP `s(x_n, n)`, not a parameter-free head on the
+  fake score's encoder (our fake score is an MLP with no encoder). It sees data and generator
+  samples noised at the fake score's levels, as SiD²A's does.
+- **The three real-data terms**: `adversarial` is SiD²A's logistic loss weighted by EDM's weight
+  per sample, the generator's logit clipped to ±10; `nce` and `noisier_nce` train `s` by NCE
+  (M = 1) or N²CE (M) and the generator by the same classifier's data term, `softplus(log M − s)`;
+  at M = 1 the two coincide (tested), so `adversarial` and `nce` differ only by EDM's weight and
+  the clip.
+- **Schedule**: every variant starts from the teacher and uses its real-data term from the first
+  iteration; SiD²A starts from a distilled SiD generator and holds the generator still for its
+  first 100k images. Neither our loss scale (SiD's sum × 100 / batch) nor gradient `nan_to_num`
+  nor the generator's EMA is kept: the parameters are evaluated as trained.
+- **Sizes**: learning rate 1e-4 (the reference's 1e-5 is for CIFAR-10 UNets), no augmentation,
+  no dropout.
+'''
+
+
+if __name__ == '__main__':
+  app.run(main)
