@@ -128,3 +128,25 @@ def test_the_generator_starts_as_the_teachers_one_step_denoiser():
 def test_bad_settings_are_refused(settings, message):
   with pytest.raises(ValueError, match=message.replace('(', r'\(')):
     sid.check_hyper(sid.Hyper(**settings))
+
+
+def test_the_report_judges_both_claims_by_paired_seeds():
+  from experiments.report import sid as report
+
+  def runs(finals, reach_at=None):
+    """Curves evaluated every 100 of 1,000 iterations falling to ``final`` (at ``reach_at``)."""
+    step = np.arange(100, 1001, 100)
+    return [{'step': step, 'judged': np.where(step >= (reach_at or 1000), f, f + 1.0), 'budget': 1000}
+            for f in finals]
+  # N²CE ends lower than both, and reaches the adversarial final value at 300 of its 1,000.
+  curves = {'none': runs([0.5] * 4), 'adversarial': runs([0.30, 0.31, 0.29, 0.30]),
+            'nce': runs([0.30, 0.32, 0.31, 0.30]), 'noisier_nce': runs([0.20, 0.21, 0.19, 0.22], reach_at=300)}
+  assert report.claim_a(curves)[1] == 'reproduced'
+  rows, verdict = report.claim_b(curves)
+  assert verdict == 'reproduced' and 'reached it on 4 of 4 seeds' in rows[0][-1]
+  # Ties: no claim.
+  tied = {name: runs([0.30, 0.31, 0.29, 0.30]) for name in curves}
+  assert report.claim_a(tied)[1].startswith('inconclusive')
+  # Slower than half, or worse at the end: refuted.
+  curves['noisier_nce'] = runs([0.40, 0.41, 0.42, 0.40], reach_at=900)
+  assert report.claim_a(curves)[1] == 'refuted' and report.claim_b(curves)[1] == 'refuted'

@@ -30,6 +30,7 @@ from experiments.core.tables import markdown_table
 from experiments.report import driver
 from experiments.report.anomaly import CONFIG, PRIOR_LEARNINGS, SHORT_RUN, score_std
 from experiments.sweep import Subprocesses, run_sweep
+from experiments.sweep.grid import cell_dir
 from experiments.tasks.latent_images import PAPER_AUPRC
 
 # The reference's iteration on the CPU-size model, at the reference's batch.
@@ -58,6 +59,8 @@ CURVES = (('auprc', 'AUPRC (average precision)'), ('auprc_prior', "the prior ter
 _STAGES = flags.DEFINE_list('stages', ['1', '2'], 'Stages to run: 1 (digit 4, DAMC vs short-run), '
                             '2 (digit 1, NCE vs N²CE).')
 _STEPS = flags.DEFINE_integer('steps', 20000, 'Iterations per run (a finished run asked for more resumes).')
+_RENDER_ONLY = flags.DEFINE_bool('render_only', False, 'Write the page from the evaluations logged so far, '
+                                 'training nothing (runs still under way show as far as they got).')
 
 
 def run_fields(stage: int, run: str, steps: int, quick: bool) -> dict:
@@ -67,8 +70,14 @@ def run_fields(stage: int, run: str, steps: int, quick: bool) -> dict:
           'train.num_steps': steps, **(QUICK if quick else {})}
 
 
+def run_dir(workdir: str, stage: int, run: str) -> str:
+  """Where :func:`train`'s sweep keeps a run (one cell, seed 0)."""
+  return os.path.join(workdir, f'stage{stage}', run, cell_dir({}), 'seed_0')
+
+
 def train(stage: int, steps: int, quick: bool, workdir: str) -> tuple[dict, float]:
-  """``({run: run_dir}, seconds of runs)``: the stage's runs side by side (``--jobs`` at a time)."""
+  """``({run: run_dir}, seconds of runs)``: the stage's runs one after another (``--jobs`` at a
+  time within each)."""
   _, _, runs, _ = STAGES[stage]
   dirs, wall = {}, 0.0
   for run in runs:  # one sweep each: a run's fields differ by more than one grid axis
@@ -77,12 +86,27 @@ def train(stage: int, steps: int, quick: bool, workdir: str) -> tuple[dict, floa
                        workdir=os.path.join(workdir, f'stage{stage}', run),
                        executor=Subprocesses(CONFIG, fields, driver.JOBS.value))
     dirs[run], wall = result.runs[0].run_dir, wall + result.wall_s
+    assert dirs[run] == run_dir(workdir, stage, run)
   return dirs, wall
 
 
-def evaluations(run_dir: str) -> list[dict]:
-  return [{k.removeprefix('eval_'): v for k, v in r.items()} for r in read_metrics(run_dir)
-          if 'eval_auprc' in r]
+def evaluations(path: str) -> list[dict]:
+  """A run's evaluations so far, unprefixed (none for a run not started)."""
+  if not os.path.exists(os.path.join(path, 'metrics.jsonl')):
+    return []
+  return [{k.removeprefix('eval_'): v for k, v in r.items()} for r in read_metrics(path) if 'eval_auprc' in r]
+
+
+def run_seconds(workdir: str, stage: int) -> float:
+  """Seconds the stage's runs have trained so far, from their own clocks (steps / steps per second)."""
+  total = 0.0
+  for run in STAGES[stage][2]:
+    path = run_dir(workdir, stage, run)
+    if os.path.exists(os.path.join(path, 'metrics.jsonl')):
+      done = 0
+      for row in (r for r in read_metrics(path) if 'train_steps_per_sec' in r):  # one per log_every
+        total, done = total + (row['step'] - done) / row['train_steps_per_sec'], row['step']
+  return total
 
 
 def curves(stage: int, evals: dict, path: str) -> str:
@@ -147,12 +171,19 @@ def main(argv):
   figures = os.path.join(os.path.dirname(output), 'anomaly_long')
   os.makedirs(figures, exist_ok=True)
   for stage in map(int, _STAGES.value):
-    try:
-      dirs, seconds = train(stage, steps, quick, workdir)
-    except ConfigError as error:
-      sys.exit(f'Invalid config: {error}')
+    if _RENDER_ONLY.value:
+      dirs = {run: run_dir(workdir, stage, run) for run in STAGES[stage][2]}
+      seconds = run_seconds(workdir, stage)
+    else:
+      try:
+        dirs, seconds = train(stage, steps, quick, workdir)
+      except ConfigError as error:
+        sys.exit(f'Invalid config: {error}')
     wall += seconds
-    evals = {run: evaluations(run_dir) for run, run_dir in dirs.items()}
+    evals = {run: found for run, path in dirs.items() if (found := evaluations(path))}
+    if not evals:
+      sections.append(f'\n## Stage {stage}: digit {STAGES[stage][0]}\n\nNot run yet.\n')
+      continue
     figure = curves(stage, evals, os.path.join(figures, f'stage{stage}.png'))
     sections.append(stage_section(stage, evals, os.path.relpath(figure, os.path.dirname(output))))
   command = 'python -m experiments.report.anomaly_long' + (' --quick' if quick else f' --steps={steps}')

@@ -141,23 +141,26 @@ def plot_curves(dataset, curves, figures_dir) -> str:
   return os.path.relpath(path, os.path.dirname(figures_dir))
 
 
-_DATASETS = flags.DEFINE_list('datasets', ['8gaussians', 'checkerboard'], 'Toy densities.')
-_SEEDS = flags.DEFINE_integer('seeds', 5, 'Seeds per dataset (the same for every variant).')
-_OVERRIDES = flags.DEFINE_multi_string('override', [], 'FIELD=VALUE for every SiD run.')
+def define_flags() -> None:
+  """The command line's own flags (here, not at import: the sampler report defines the same names)."""
+  flags.DEFINE_list('datasets', ['8gaussians', 'checkerboard'], 'Toy densities.')
+  flags.DEFINE_integer('seeds', 5, 'Seeds per dataset (the same for every variant).')
+  flags.DEFINE_multi_string('override', [], 'FIELD=VALUE for every SiD run.')
 
 
 def main(argv):
   del argv
   quick = driver.QUICK.value
   workdir, output = driver.paths('sid', 'docs/sid.md')
-  datasets = _DATASETS.value[:1] if quick else _DATASETS.value
-  seeds = 2 if quick else _SEEDS.value
+  given = flags.FLAGS
+  datasets = given.datasets[:1] if quick else given.datasets
+  seeds = 2 if quick else given.seeds
   try:
     if bad := [d for d in datasets if d not in toy2d.DATASETS]:
       raise ConfigError(f'--datasets={",".join(bad)} is invalid; allowed values: {", ".join(toy2d.DATASETS)}')
     if seeds < 2:
       raise ConfigError(f'--seeds={seeds} is invalid; paired intervals need >= 2')
-    overrides = {**parse_overrides(sid_toy2d.get_config(), _OVERRIDES.value), **(QUICK if quick else {})}
+    overrides = {**parse_overrides(sid_toy2d.get_config(), given.override), **(QUICK if quick else {})}
   except ConfigError as error:
     sys.exit(f'Invalid flag: {error}')
   figures_dir = os.path.join(os.path.dirname(output) or '.', 'sid')
@@ -237,4 +240,5 @@ levels up to `t_max`. What differs:
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
