@@ -55,11 +55,22 @@ def timestep_embedding(t: jax.Array, features: int, scale: float = 1.0) -> jax.A
   return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], -1)
 
 
+PREDICTIONS = ('epsilon', 'v')
+
+
 class EpsilonMLP(nn.Module):
   """``eps_hat(x [B, d], n [B]) -> [B, d]``: an MLP on ``x`` and the step's sinusoidal
-  features, SiLU activations; the epsilon network of low-dimensional data."""
+  features, SiLU activations; the epsilon network of low-dimensional data.
+
+  ``prediction='v'``: the MLP's output is ``v = sqrt(abar) eps - sqrt(1 - abar) x_0`` (Salimans
+  & Ho 2022), read back as ``eps_hat = sqrt(abar) v_hat + sqrt(1 - abar) x_n`` with ``abar`` of
+  the linear ``schedule`` ``(N, beta_start, beta_end)``: where ``abar`` is small the network
+  predicts the clean image, so an error is not multiplied by ``1 / sqrt(abar)`` in the guess
+  of ``x_0``, as an epsilon network's is."""
   hidden: Sequence[int] = (256, 256, 256)
   time_features: int = 64
+  prediction: str = 'epsilon'
+  schedule: tuple = (1000, 1e-4, 0.02)
 
   @nn.compact
   def __call__(self, x: jax.Array, n: jax.Array) -> jax.Array:
@@ -68,7 +79,11 @@ class EpsilonMLP(nn.Module):
     h = x
     for width in self.hidden:
       h = nn.silu(nn.Dense(width)(h) + nn.Dense(width, use_bias=False)(time))
-    return nn.Dense(x.shape[-1])(h)
+    out = nn.Dense(x.shape[-1])(h)
+    if self.prediction == 'epsilon':
+      return out
+    abar = alpha_cumprod_at(linear_schedule(*self.schedule), n)[:, None]
+    return jnp.sqrt(abar) * out + jnp.sqrt(1 - abar) * x
 
 
 def broadcast(coefficient: jax.Array, x: jax.Array) -> jax.Array:
@@ -76,15 +91,21 @@ def broadcast(coefficient: jax.Array, x: jax.Array) -> jax.Array:
   return coefficient.reshape(coefficient.shape + (1,) * (x.ndim - coefficient.ndim))
 
 
-def denoising_loss(epsilon_fn: EpsilonFn, key, x: jax.Array, schedule: Schedule) -> jax.Array:
-  """``E_{n, eps} mean_d (eps_hat(sqrt(abar_n) x + sqrt(1 - abar_n) eps, n) - eps)^2`` for data
-  ``x [B, ...]`` and ``n`` uniform over the steps: a scalar."""
+def denoising_loss(epsilon_fn: EpsilonFn, key, x: jax.Array, schedule: Schedule,
+                   prediction: str = 'epsilon') -> jax.Array:
+  """``E_{n, eps} w_n mean_d (eps_hat(sqrt(abar_n) x + sqrt(1 - abar_n) eps, n) - eps)^2`` for
+  data ``x [B, ...]`` and ``n`` uniform over the steps: a scalar. ``w_n = 1`` fits an epsilon
+  network; ``prediction='v'``, ``w_n = 1 / abar_n``, is the squared error of ``v`` (``eps_hat -
+  eps = sqrt(abar) (v_hat - v)``)."""
+  if prediction not in PREDICTIONS:
+    raise ValueError(f'prediction={prediction!r} is not one of {", ".join(PREDICTIONS)}')
   step_key, noise_key = jax.random.split(key)
   n = jax.random.randint(step_key, x.shape[:1], 0, schedule.betas.shape[0])
   abar = broadcast(schedule.alphas_cumprod[n], x)
   eps = jax.random.normal(noise_key, x.shape, x.dtype)
   noisy = jnp.sqrt(abar) * x + jnp.sqrt(1 - abar) * eps
-  return jnp.mean((epsilon_fn(noisy, n.astype(jnp.float32)) - eps) ** 2)
+  squared = (epsilon_fn(noisy, n.astype(jnp.float32)) - eps) ** 2
+  return jnp.mean(squared / abar if prediction == 'v' else squared)
 
 
 def ancestral_sample(epsilon_fn: EpsilonFn, key, shape: Sequence[int], schedule: Schedule) -> jax.Array:

@@ -83,3 +83,22 @@ def test_clipping_the_denoised_guess_bounds_the_last_state_and_is_inert_inside_t
   assert np.max(np.abs(sample(wrong, None))) > 2.0
   # The last step's mean is the clipped guess itself (g' = 1); only its 1e-3 noise is added.
   assert np.max(np.abs(sample(wrong, 1.0))) <= 1.0 + 6 * few_step.LAST_SIGMA
+
+
+def test_v_prediction_loss_at_the_exact_predictor_and_its_read_back_as_epsilon():
+  x = STD * jax.random.normal(jax.random.PRNGKey(1), (200000, 2))
+  loss = ddpm.denoising_loss(exact_epsilon, jax.random.PRNGKey(2), x, SCHEDULE, prediction='v')
+  abar = np.asarray(SCHEDULE.alphas_cumprod, np.float64)
+  minimum = np.mean(STD ** 2 / (abar * STD ** 2 + 1 - abar))  # E_n Var(v | x_n) = Var(eps | x_n) / abar
+  np.testing.assert_allclose(loss, minimum, rtol=0.02)
+  # A v network's epsilon at the noisiest step is x_n itself up to sqrt(abar) times its output:
+  # where an epsilon network's error would be multiplied by 1 / sqrt(abar) ~ 160, a v network's is not.
+  network = ddpm.EpsilonMLP((16,), prediction='v')
+  params = network.init(jax.random.PRNGKey(0), jnp.zeros((1, 2)), jnp.zeros(1))
+  x_n = jax.random.normal(jax.random.PRNGKey(3), (64, 2))
+  last = jnp.full(64, 999.0)
+  raw = ddpm.EpsilonMLP((16,)).apply(params, x_n, last)  # the same weights read as epsilon
+  np.testing.assert_allclose(network.apply(params, x_n, last),
+                             np.sqrt(abar[-1]) * raw + np.sqrt(1 - abar[-1]) * x_n, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="prediction='x0' is not one of epsilon, v"):
+    ddpm.denoising_loss(exact_epsilon, jax.random.PRNGKey(2), x, SCHEDULE, prediction='x0')

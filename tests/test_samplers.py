@@ -93,6 +93,7 @@ def test_resumed_sid_run_ends_identical_and_distillation_moves_every_network(tea
     ('sid.real_term', 'gan', 'config.sid.real_term=.*allowed values: none, adversarial, nce, noisier_nce'),
     ('sid.t_max', 0.0, r'config.sid.t_max=0.0 is invalid'),
     ('teacher.workdir', '', 'config.teacher.workdir is empty'),
+    ('teacher.prediction', 'x0', "config.teacher.prediction='x0' is invalid; allowed values: epsilon, v"),
 ])
 def test_bad_sid_settings_are_refused_before_training(field, value, message):
   assert_refused(sid_toy2d.get_config(), field, value, message)

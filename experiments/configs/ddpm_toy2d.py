@@ -18,6 +18,7 @@ def teacher_config(hidden: tuple[int, ...]) -> ml_collections.ConfigDict:
   teacher.diffusion_steps = 1000         # N >= 2
   teacher.beta_start = 1e-4              # in (0, 1): beta linear from here ...
   teacher.beta_end = 0.02                # ... to here, >= beta_start
+  teacher.prediction = 'epsilon'         # epsilon | v: what the MLP outputs (read back as epsilon)
   teacher.eval_steps = (4, 10, 100)      # few-step samplers judged at each eval, >= 1 each
   return teacher
 

@@ -29,6 +29,7 @@ def check_teacher(config) -> None:
   number(config, 'teacher.diffusion_steps', low=2, integer=True)
   number(config, 'teacher.beta_start', low=0, low_open=True, high=1, high_open=True)
   number(config, 'teacher.beta_end', low=config.teacher.beta_start, high=1, high_open=True)
+  one_of(config, 'teacher.prediction', ddpm.PREDICTIONS)
   widths(config, 'teacher.hidden')
   for steps in config.teacher.eval_steps:
     if not isinstance(steps, int) or steps < 1:
@@ -38,13 +39,17 @@ def check_teacher(config) -> None:
 
 def teacher(config) -> tuple[ddpm.EpsilonMLP, ddpm.Schedule]:
   t = config.teacher
-  return ddpm.EpsilonMLP(tuple(t.hidden)), ddpm.linear_schedule(t.diffusion_steps, t.beta_start, t.beta_end)
+  settings = (t.diffusion_steps, t.beta_start, t.beta_end)
+  network = ddpm.EpsilonMLP(tuple(t.hidden), prediction=t.prediction, schedule=settings)
+  return network, ddpm.linear_schedule(*settings)
 
 
 def teacher_loss(network, schedule):
-  """The teacher's training loss: :func:`nnce_jax.ddpm.denoising_loss` of ``network``."""
+  """The teacher's training loss: :func:`nnce_jax.ddpm.denoising_loss` of ``network``, in its
+  own parameterisation's units."""
   def loss_fn(params, rng, batch, step=0):
-    loss = ddpm.denoising_loss(lambda x, n: network.apply(params, x, n), rng, batch, schedule)
+    loss = ddpm.denoising_loss(lambda x, n: network.apply(params, x, n), rng, batch, schedule,
+                               network.prediction)
     return loss, {'loss': loss}
   return loss_fn
 
@@ -107,8 +112,8 @@ def restore_teacher(config, network, dim: int, teacher_config: str):
                             f'`{command}`')
   with open(os.path.join(workdir, 'config.json')) as f:
     trained = json.load(f)
-  for field in ('hidden', 'diffusion_steps', 'beta_start', 'beta_end'):
-    if _plain(trained['teacher'][field]) != _plain(config.teacher[field]):
+  for field in ('hidden', 'diffusion_steps', 'beta_start', 'beta_end', 'prediction'):
+    if _plain(trained['teacher'].get(field, 'epsilon')) != _plain(config.teacher[field]):
       raise ConfigError(f'config.teacher.{field}={config.teacher[field]!r} differs from the teacher run in '
                         f'{workdir} ({trained["teacher"][field]!r}); match it or train another teacher')
   if trained['data']['dataset'] != config.data.dataset:
