@@ -49,17 +49,24 @@ def _dxmi(teacher_dir, num_steps=20, **train):
   return config
 
 
-@pytest.mark.slow
-def test_resumed_dxmi_run_ends_identical(teacher_dir, tmp_path):
-  unbroken, _ = fit(_dxmi(teacher_dir, 40, checkpoint_every=20), str(tmp_path / 'unbroken'))
-  halfway, _ = fit(_dxmi(teacher_dir, 20, checkpoint_every=20), str(tmp_path / 'broken'))
-  resumed, _ = fit(_dxmi(teacher_dir, 40, checkpoint_every=20), str(tmp_path / 'broken'))
+def assert_resumes_identical(make_config, tmp_path):
+  """40 steps unbroken and 20 + 20 with a stop between end bit-identical, and every parameter
+  group moved after the resume; returns the resumed state and the task."""
+  unbroken, _ = fit(make_config(40), str(tmp_path / 'unbroken'))
+  halfway, _ = fit(make_config(20), str(tmp_path / 'broken'))
+  resumed, task = fit(make_config(40), str(tmp_path / 'broken'))
   assert int(resumed.step) == 40
   for a, b in zip(leaves(resumed), leaves(unbroken)):
     np.testing.assert_array_equal(a, b)
-  for group in resumed.params:  # every group moved after the resume
+  for group in resumed.params:
     assert not all(np.array_equal(a, b) for a, b in zip(leaves_of(resumed.params[group]),
                                                         leaves_of(halfway.params[group]))), group
+  return resumed, task
+
+
+@pytest.mark.slow
+def test_resumed_dxmi_run_ends_identical(teacher_dir, tmp_path):
+  assert_resumes_identical(lambda steps: _dxmi(teacher_dir, steps, checkpoint_every=20), tmp_path)
 
 
 def _sid(teacher_dir, num_steps=20, real_term='noisier_nce', **train):
@@ -72,16 +79,9 @@ def _sid(teacher_dir, num_steps=20, real_term='noisier_nce', **train):
 
 @pytest.mark.slow
 def test_resumed_sid_run_ends_identical_and_distillation_moves_every_network(teacher_dir, tmp_path):
-  unbroken, task = fit(_sid(teacher_dir, 40, checkpoint_every=20), str(tmp_path / 'unbroken'))
-  halfway, _ = fit(_sid(teacher_dir, 20, checkpoint_every=20), str(tmp_path / 'broken'))
-  resumed, _ = fit(_sid(teacher_dir, 40, checkpoint_every=20), str(tmp_path / 'broken'))
-  assert int(resumed.step) == 40
-  for a, b in zip(leaves(resumed), leaves(unbroken)):
-    np.testing.assert_array_equal(a, b)
+  make = lambda steps: _sid(teacher_dir, steps, checkpoint_every=20)  # noqa: E731
+  resumed, task = assert_resumes_identical(make, tmp_path)
   assert set(resumed.params) == {'generator', 'fake_score', 'discriminator'}
-  for group in resumed.params:
-    assert not all(np.array_equal(a, b) for a, b in zip(leaves_of(resumed.params[group]),
-                                                        leaves_of(halfway.params[group]))), group
   # The one-step generator starts as the teacher's denoiser of pure noise and moves away from it.
   assert task.truth['before_sliced_w2'] != task.eval_fn(resumed.params)['sliced_w2']
   assert task.truth['teacher_100_steps_sliced_w2'] > 0 and task.truth['data_floor_sliced_w2'] > 0
@@ -99,17 +99,6 @@ def test_bad_sid_settings_are_refused_before_training(field, value, message):
   assert_refused(sid_toy2d.get_config(), field, value, message)
 
 
-@pytest.mark.slow
-def test_sid_refuses_a_teacher_of_another_shape_or_none(teacher_dir, tmp_path):
-  config = _sid(teacher_dir)
-  config.teacher.hidden = (32, 32)
-  with pytest.raises(ConfigError, match=r'config.teacher.hidden=\(32, 32\) differs from the teacher run'):
-    fit(config, str(tmp_path / 'other'))
-  command = 'python -m experiments.main --config=experiments/configs/ddpm_toy2d.py'
-  with pytest.raises(FileNotFoundError, match=f'train one with `{command}'):
-    fit(_sid(str(tmp_path / 'nothing')), str(tmp_path / 'none'))
-
-
 @pytest.mark.parametrize('field, value, message', [
     ('sampler.num_steps', 0, r'config.sampler.num_steps=0 is invalid; it must be an integer in \[1'),
     ('dxmi.tau_entropy', -0.1, r'config.dxmi.tau_entropy=-0.1 is invalid; it must be a number in \[0'),
@@ -121,8 +110,10 @@ def test_bad_settings_are_refused_before_training(field, value, message):
 
 
 @pytest.mark.slow
-def test_a_teacher_of_another_shape_or_none_is_refused(teacher_dir, tmp_path):
-  config = _dxmi(teacher_dir)
+@pytest.mark.parametrize('student', ['dxmi', 'sid'])
+def test_a_teacher_of_another_shape_or_none_is_refused(teacher_dir, tmp_path, student):
+  make = {'dxmi': _dxmi, 'sid': _sid}[student]
+  config = make(teacher_dir)
   config.teacher.hidden = (32, 32)
   with pytest.raises(ConfigError, match=r'config.teacher.hidden=\(32, 32\) differs from the teacher run'):
     fit(config, str(tmp_path / 'other'))
@@ -131,11 +122,11 @@ def test_a_teacher_of_another_shape_or_none_is_refused(teacher_dir, tmp_path):
   recorded = json.load(open(os.path.join(relabelled, 'config.json')))
   recorded['teacher']['hidden'] = [32, 32]
   json.dump(recorded, open(os.path.join(relabelled, 'config.json'), 'w'))
-  config = _dxmi(relabelled)
+  config = make(relabelled)
   config.teacher.hidden = (32, 32)
   with pytest.raises(ConfigError, match='has parameters of another shape than config.teacher.hidden'):
     fit(config, str(tmp_path / 'shape'))
-  missing = _dxmi(str(tmp_path / 'nothing'))
+  missing = make(str(tmp_path / 'nothing'))
   command = 'python -m experiments.main --config=experiments/configs/ddpm_toy2d.py'
   with pytest.raises(FileNotFoundError, match=f'train one with `{command}'):
     fit(missing, str(tmp_path / 'none'))

@@ -140,7 +140,8 @@ def test_the_report_judges_both_claims_by_paired_seeds():
             for f in finals]
   # N²CE ends lower than both, and reaches the adversarial final value at 300 of its 1,000.
   curves = {'none': runs([0.5] * 4), 'adversarial': runs([0.30, 0.31, 0.29, 0.30]),
-            'nce': runs([0.30, 0.32, 0.31, 0.30]), 'noisier_nce': runs([0.20, 0.21, 0.19, 0.22], reach_at=300)}
+            'nce': runs([0.30, 0.32, 0.31, 0.30]),
+            'noisier_nce': runs([0.20, 0.21, 0.19, 0.22], reach_at=300)}
   assert report.claim_a(curves)[1] == 'reproduced'
   rows, verdict = report.claim_b(curves)
   assert verdict == 'reproduced' and 'reached it on 4 of 4 seeds' in rows[0][-1]

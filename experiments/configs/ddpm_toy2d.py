@@ -23,6 +23,17 @@ def teacher_config(hidden: tuple[int, ...]) -> ml_collections.ConfigDict:
   return teacher
 
 
+def student_config(task: str) -> ml_collections.ConfigDict:
+  """The fields of a task that reads a finished ``ddpm_toy2d`` run (DxMI, SiD)."""
+  config = common.base_config()
+  config.task = task
+  config.data.dataset = '8gaussians'  # 8gaussians | checkerboard | two_spirals | rings | pinwheel
+  config.data.num_test = 5000         # held-out points the samples are compared with
+  config.teacher = get_config().teacher  # must match the teacher run's
+  config.teacher.workdir = 'runs/ddpm_toy2d'  # a ddpm_toy2d run directory
+  return config
+
+
 def get_config():
   config = common.base_config()
   config.task = 'ddpm_toy2d'

@@ -12,16 +12,11 @@ T = 4 they hold their gain, where the separate value network of the issue's desc
 
 import ml_collections
 
-from experiments.configs import common, ddpm_toy2d
+from experiments.configs import ddpm_toy2d
 
 
 def get_config():
-  config = common.base_config()
-  config.task = 'dxmi_toy2d'
-  config.data.dataset = '8gaussians'  # 8gaussians | checkerboard | two_spirals | rings | pinwheel
-  config.data.num_test = 5000         # held-out points the samples are compared with
-  config.teacher = ddpm_toy2d.get_config().teacher  # must match the teacher run's
-  config.teacher.workdir = 'runs/ddpm_toy2d'  # a ddpm_toy2d run directory
+  config = ddpm_toy2d.student_config('dxmi_toy2d')
   config.sampler = ml_collections.ConfigDict()
   config.sampler.num_steps = 4                # T >= 1
   config.sampler.network_learning_rate = 1e-5  # > 0: the teacher's epsilon network, fine-tuned

@@ -8,7 +8,7 @@ Train the teacher first (``python -m experiments.main --config=experiments/confi
 
 import ml_collections
 
-from experiments.configs import common, ddpm_toy2d
+from experiments.configs import ddpm_toy2d
 
 
 def sid_config() -> ml_collections.ConfigDict:
@@ -30,12 +30,7 @@ def sid_config() -> ml_collections.ConfigDict:
 
 
 def get_config():
-  config = common.base_config()
-  config.task = 'sid_toy2d'
-  config.data.dataset = '8gaussians'  # 8gaussians | checkerboard | two_spirals | rings | pinwheel
-  config.data.num_test = 5000         # held-out points the samples are compared with
-  config.teacher = ddpm_toy2d.get_config().teacher  # must match the teacher run's
-  config.teacher.workdir = 'runs/ddpm_toy2d'  # a ddpm_toy2d run directory
+  config = ddpm_toy2d.student_config('sid_toy2d')
   config.sid = sid_config()
   config.model.name = 'mlp'
   config.train.num_steps = 1000
