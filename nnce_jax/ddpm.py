@@ -91,6 +91,13 @@ def broadcast(coefficient: jax.Array, x: jax.Array) -> jax.Array:
   return coefficient.reshape(coefficient.shape + (1,) * (x.ndim - coefficient.ndim))
 
 
+def denoise(epsilon_fn: EpsilonFn, schedule: Schedule, x_n: jax.Array, n: jax.Array) -> jax.Array:
+  """``x0_hat = (x_n - sqrt(1 - abar_n) eps_hat(x_n, n)) / sqrt(abar_n)``: the clean-data guess at
+  fractional steps ``n [B]``; an error in ``eps_hat`` is multiplied by ``sqrt((1 - abar) / abar)``."""
+  abar = broadcast(alpha_cumprod_at(schedule, n), x_n)
+  return (x_n - jnp.sqrt(1 - abar) * epsilon_fn(x_n, n)) / jnp.sqrt(abar)
+
+
 def denoising_loss(epsilon_fn: EpsilonFn, key, x: jax.Array, schedule: Schedule,
                    prediction: str = 'epsilon') -> jax.Array:
   """``E_{n, eps} w_n mean_d (eps_hat(sqrt(abar_n) x + sqrt(1 - abar_n) eps, n) - eps)^2`` for

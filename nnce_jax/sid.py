@@ -92,12 +92,6 @@ def teacher_step(schedule: ddpm.Schedule, sigma: jax.Array) -> jax.Array:
   return ddpm.step_at(schedule, 1 / (1 + jnp.square(sigma)))
 
 
-def denoise(epsilon: Callable, schedule: ddpm.Schedule, x_n: jax.Array, n: jax.Array) -> jax.Array:
-  """``f(x_n, n) = (x_n - sqrt(1 - abar) eps_hat(x_n, n)) / sqrt(abar)``: the clean-data guess."""
-  abar = ddpm.broadcast(ddpm.alpha_cumprod_at(schedule, n), x_n)
-  return (x_n - jnp.sqrt(1 - abar) * epsilon(x_n, n)) / jnp.sqrt(abar)
-
-
 def noised(schedule: ddpm.Schedule, x: jax.Array, n: jax.Array, eps: jax.Array) -> jax.Array:
   """``x_n = sqrt(abar(n)) x + sqrt(1 - abar(n)) eps``."""
   abar = ddpm.broadcast(ddpm.alpha_cumprod_at(schedule, n), x)
@@ -113,7 +107,7 @@ def one_step_generator(epsilon_apply: Callable, schedule: ddpm.Schedule, init_si
   def generator(params, z):
     n = jnp.broadcast_to(n_init, z.shape[:1])
     x = jnp.sqrt(1 - ddpm.broadcast(ddpm.alpha_cumprod_at(schedule, n), z)) * z
-    return denoise(lambda v, m: epsilon_apply(params, v, m), schedule, x, n)
+    return ddpm.denoise(lambda v, m: epsilon_apply(params, v, m), schedule, x, n)
 
   return generator
 
@@ -183,10 +177,10 @@ def make_update(networks: Networks, schedule: ddpm.Schedule, tx: optax.GradientT
     raise ValueError(f'real_term={hyper.real_term!r} needs a discriminator network')
   mean = (lambda tree: jax.lax.pmean(tree, axis_name)) if axis_name else (lambda tree: tree)
   local = (lambda tree: jax.lax.pcast(tree, axis_name, to='varying')) if axis_name else (lambda tree: tree)
-  teacher = lambda x, n: denoise(networks.teacher, schedule, x, n)  # noqa: E731
+  teacher = lambda x, n: ddpm.denoise(networks.teacher, schedule, x, n)  # noqa: E731
 
   def fake_denoiser(params):
-    return lambda x, n: denoise(lambda v, m: networks.fake_score(params, v, m), schedule, x, n)
+    return lambda x, n: ddpm.denoise(lambda v, m: networks.fake_score(params, v, m), schedule, x, n)
 
   def update(params, opt_state, batch):
     groups = ('fake_score', 'discriminator') if real else ('fake_score',)

@@ -235,6 +235,9 @@ def test_image_teacher_and_dxmi_run_on_mnist5k_and_refuse_another_judge(data_dir
   rows = {(r['sampler'], r['steps']): r for r in found['results']}
   assert rows['reference', 100]['frechet_distance'] == pytest.approx(bar, rel=1e-3)
   assert all(rows['denoised guess clipped', t]['out_of_range'] == 0 for t in (4, 100))
+  guesses = {r['step']: r for r in found['guesses']}  # the denoised guess of noised test images
+  assert guesses[0]['mse'] < guesses[999]['mse'] and guesses[0]['abar'] > 0.99
+  assert '| teacher step n |' in found['table']
   from experiments.report import samplers as report
   (tmp_path / 'figures').mkdir()
   text = report.teacher_section('mnist5k', {**found, 'workdir': str(tmp_path / 'teacher_sampling')},
