@@ -248,3 +248,12 @@ def test_image_teacher_and_dxmi_run_on_mnist5k_and_refuse_another_judge(data_dir
   config.judge.num_steps = 200
   with pytest.raises(ConfigError, match='config.judge / config.data.num_test differ from the teacher run'):
     fit(config, str(tmp_path / 'other_judge'))
+  # SiD from the same teacher, judged by the same classifier, the teacher's samplers beside it.
+  from experiments.configs import sid_images
+  distil = _image_config(sid_images.get_config(), data_dir, 20)
+  distil.teacher.workdir = teacher_dir
+  distil.sid.update(real_term='noisier_nce', discriminator_hidden=(32,))
+  result = train_and_evaluate(distil, str(tmp_path / 'sid'))
+  assert np.isfinite(result['final']['frechet_distance'])
+  assert result['truth']['teacher_100_steps_frechet_distance'] == pytest.approx(bar, rel=1e-3)
+  assert os.path.getsize(tmp_path / 'sid' / 'sid_samples.png') > 0
