@@ -198,3 +198,29 @@ def test_anomaly_quick_mode_writes_the_table(data_dir, tmp_path):
     assert column in table
   assert 'short-run' not in table.split('## mnist5k')[1]  # not asked for, not run
   assert '| 1 |' in table and '0.959' in table  # digit 1, the paper's N²CE K = 3 beside ours
+
+
+def test_long_run_page_reads_runs_as_far_as_they_got(tmp_path):
+  """The 20,000-iteration page from logged evaluations: an unfinished run is named, the single-run
+  difference is read at the last common evaluation, and the curves are drawn."""
+  import json
+
+  from experiments.report import anomaly_long
+  keys = ('auprc', 'auprc_prior', 'auprc_reconstruction', 'test_mean_squared_error', 'chasm_log_ratio',
+          'chasm_accuracy', 'validation_reconstruction', 'auprc_trapezoid')
+  for run, steps, level in (('damc', (1000, 2000, 3000), 0.6), ('short_run', (1000, 2000), 0.5)):
+    path = anomaly_long.run_dir(str(tmp_path), 1, run)
+    os.makedirs(path)
+    with open(os.path.join(path, 'metrics.jsonl'), 'w') as f:
+      for i, step in enumerate(steps):
+        f.write(json.dumps({'step': step, 'train_steps_per_sec': 2.0}) + '\n')
+        row = {f'eval_{k}': level + 0.01 * i for k in keys}
+        f.write(json.dumps({'step': step, **row, 'eval_positive_rate': 0.357}) + '\n')
+  evals = {run: anomaly_long.evaluations(anomaly_long.run_dir(str(tmp_path), 1, run))
+           for run in ('damc', 'short_run')}
+  assert anomaly_long.run_seconds(str(tmp_path), 1) == pytest.approx(3000 / 2 + 2000 / 2)
+  text = anomaly_long.stage_section(1, evals, 'stage1.png', 20000)
+  assert 'Not finished** (N²CE K = 3, DAMC at 3,000; N²CE K = 3, short-run at 2,000 of 20,000' in text
+  assert 'at iteration 2000' in text and 'AUPRC +0.100' in text and 'positive at 2 of 2' in text
+  assert os.path.getsize(anomaly_long.curves(1, evals, str(tmp_path / 'stage1.png'))) > 0
+  assert anomaly_long.evaluations(str(tmp_path / 'absent')) == []

@@ -122,7 +122,7 @@ def curves(stage: int, evals: dict, path: str) -> str:
   return plotting.save(figure, path, legend_axes=[axes[0]])
 
 
-def stage_section(stage: int, evals: dict, figure: str) -> str:
+def stage_section(stage: int, evals: dict, figure: str, steps: int) -> str:
   digit, question, runs, (a, b) = STAGES[stage]
   head = ['run', 'iterations', 'AUPRC (last)', 'AUPRC (validation-selected)', 'trapezoidal AUPRC (best test)',
           'prior AUPRC (last)', 'reconstruction AUPRC (last)', 'test MSE (last)', 'chasm (last)']
@@ -141,6 +141,10 @@ def stage_section(stage: int, evals: dict, figure: str) -> str:
            f'\nRandom AUPRC (prevalence): {next(iter(evals.values()))[0]["positive_rate"]:.3f}; the paper\'s '
            f'(test-selected, all of MNIST, the reference model): N²CE K = 3 {paper["noisier_nce_k3"]}, '
            f'NCE {paper["nce"]}.\n']
+  if unfinished := [f'{runs[run][0]} at {rows_of_run[-1]["step"]:,}' for run, rows_of_run in evals.items()
+                    if rows_of_run[-1]['step'] < steps]:
+    lines.append(f'**Not finished** ({"; ".join(unfinished)} of {steps:,} iterations): rerun the command '
+                 'to resume them; the comparison below is at their last common evaluation.\n')
   if a in evals and b in evals:
     common = sorted({r['step'] for r in evals[a]} & {r['step'] for r in evals[b]})
     if common:
@@ -185,7 +189,7 @@ def main(argv):
       sections.append(f'\n## Stage {stage}: digit {STAGES[stage][0]}\n\nNot run yet.\n')
       continue
     figure = curves(stage, evals, os.path.join(figures, f'stage{stage}.png'))
-    sections.append(stage_section(stage, evals, os.path.relpath(figure, os.path.dirname(output))))
+    sections.append(stage_section(stage, evals, os.path.relpath(figure, os.path.dirname(output)), steps))
   command = 'python -m experiments.report.anomaly_long' + (' --quick' if quick else f' --steps={steps}')
   with open(output, 'w') as f:
     f.write('# DAMC at length on CPU: 20,000 iterations of the reference\'s iteration\n\n'
