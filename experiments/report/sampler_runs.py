@@ -69,7 +69,8 @@ def curve(summary: dict, metric: str) -> dict:
   return {'step': np.array([r['step'] for r in evals]),
           **{key: np.array([r.get(f'eval_{key}', np.nan) for r in evals]) for key in keys},
           'judged': np.array([r[f'eval_{metric}'] for r in evals]),
-          'truth': summary['truth'], 'png': summary.get('samples_png'), 'budget': summary['steps']}
+          'truth': summary['truth'], 'png': summary.get('samples_png'), 'budget': summary['steps'],
+          'run_dir': summary['run_dir']}
 
 
 def iterations_to(curve: dict, threshold: float) -> int | None:

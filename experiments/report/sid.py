@@ -30,6 +30,7 @@ from absl import app, flags
 from experiments.configs import sid_toy2d
 from experiments.core import plotting
 from experiments.core.checks import ConfigError, parse_overrides, set_fields
+from experiments.core.metrics import read_metrics
 from experiments.core.tables import markdown_table, mean_std
 from experiments.report import driver, statistics
 from experiments.report.sampler_runs import censored, curve, iterations_to, train_teacher
@@ -106,19 +107,27 @@ def claim_b(curves) -> tuple[list[list[str]], str]:
   return rows, verdict
 
 
+def last_logged(run: dict, key: str) -> float:
+  """The last training log's ``train_<key>`` of a run (NaN when it logged none)."""
+  values = [r[f'train_{key}'] for r in read_metrics(run['run_dir']) if f'train_{key}' in r]
+  return values[-1] if values else float('nan')
+
+
 def section(dataset, curves, figures_dir) -> tuple[str, dict]:
   seeds = curves['none']
   truths = lambda key: [r['truth'][key] for r in seeds]  # noqa: E731
-  head = ['sampler', f'{TITLE} (end)', f'best {TITLE}'] + [f'{name} (end)' for name in COLUMNS.values()]
+  head = (['sampler', f'{TITLE} (end)', f'best {TITLE}'] + [f'{name} (end)' for name in COLUMNS.values()]
+          + ['discriminator accuracy (end)'])
   rows = [[f'teacher, {t} step{"s" * (t > 1)}', mean_std(truths(f'teacher_{t}_steps_{METRIC}')), '']
-          + [mean_std(truths(f'teacher_{t}_steps_{k}')) for k in COLUMNS] for t in REFERENCE_STEPS]
+          + [mean_std(truths(f'teacher_{t}_steps_{k}')) for k in COLUMNS] + [''] for t in REFERENCE_STEPS]
   rows.append(['generator before distillation'] + [mean_std(truths(f'before_{METRIC}')), '']
-              + [mean_std(truths(f'before_{k}')) for k in COLUMNS])
+              + [mean_std(truths(f'before_{k}')) for k in COLUMNS] + [''])
   for variant, runs in curves.items():
+    accuracy = '' if variant == 'none' else mean_std([last_logged(r, 'discriminator_accuracy') for r in runs])
     rows.append([VARIANTS[variant], mean_std([final(r) for r in runs]),
-                 mean_std([float(np.min(r['judged'])) for r in runs])] + [mean_std([r[k][-1] for r in runs])
-                                                                          for k in COLUMNS])
-  rows.append(['held-out data (the floor)', mean_std(truths(f'data_floor_{METRIC}')), '', '', ''])
+                 mean_std([float(np.min(r['judged'])) for r in runs])]
+                + [mean_std([r[k][-1] for r in runs]) for k in COLUMNS] + [accuracy])
+  rows.append(['held-out data (the floor)', mean_std(truths(f'data_floor_{METRIC}')), '', '', '', ''])
   rows_a, verdict_a = claim_a(curves)
   rows_b, verdict_b = claim_b(curves)
   budget = seeds[0]['budget']
