@@ -129,7 +129,7 @@ def test_unknown_task_lists_the_task_modules():
   with pytest.raises(ConfigError, match="config.task='density_chasms' is invalid; allowed values: "
                      'amortiser_check, ddpm_images, ddpm_toy2d, density_chasm, dxmi_images, dxmi_toy2d, '
                      'gaussian, gradient_alignment, image_density, latent_images, log_z_estimators, '
-                     'mutual_information, '
+                     'mutual_information, sid_images, sid_toy2d, '
                      'teacher_sampling, toy_densities'):
     check_config(config, num_devices=4)
 

@@ -131,7 +131,7 @@ def test_bad_settings_are_refused(settings, message):
 
 
 def test_the_report_judges_both_claims_by_paired_seeds():
-  from experiments.report import sid as report
+  from experiments.report import one_step as report
 
   def runs(finals, reach_at=600):
     """Curves evaluated every 100 of 1,000 iterations, 1 above ``final`` before ``reach_at``."""

@@ -3,7 +3,7 @@
 Train the teacher first (``python -m experiments.main --config=experiments/configs/ddpm_toy2d.py
 --workdir=runs/ddpm_toy2d``), then ``python -m experiments.main --config=experiments/configs/sid_toy2d.py``;
 ``sid.real_term`` adds a term on real data: SiD²A's adversarial loss, NCE (M = 1) or N²CE
-(M = ``sid.magnitude``, 50 in the paper). The whole comparison: ``python -m experiments.report.sid``.
+(M = ``sid.magnitude``, 50 in the paper). The whole comparison: ``python -m experiments.report.one_step``.
 """
 
 import ml_collections

@@ -28,14 +28,6 @@ from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import flag_value
 from experiments.tasks.latent_images import PAPER_AUPRC, open_dataset
 
-_DATASETS = flags.DEFINE_list('datasets', ['mnist5k', 'fashion_mnist'], 'Datasets: mnist5k, fashion_mnist.')
-_CLASSES = flags.DEFINE_list('classes', [], 'dataset:class,... to run (default: DEFAULT_CLASSES).')
-_SEEDS = flags.DEFINE_integer('seeds', 3, 'Seeds per cell.')
-_OVERRIDES = flags.DEFINE_multi_string('override', [], '--override=FIELD=VALUE for every run.')
-_SHORT_RUN = flags.DEFINE_list('short_run', ['mnist5k'], 'Where N²CE K = 3 also runs with short-run '
-                               'Langevin (the baseline sampler): datasets (all their chosen classes) or '
-                               'dataset:class items; empty: nowhere.')
-
 CONFIG = 'experiments/configs/mnist_lebm.py'
 DEFAULT_CLASSES = {'mnist5k': (1, 4, 5, 7, 9), 'fashion_mnist': tuple(range(10))}
 PRIOR_LEARNINGS = {
@@ -68,6 +60,17 @@ def selected(run_dir: str) -> dict:
           **{k.removeprefix('eval_'): v for k, v in best.items() if k.startswith('eval_')}}
 
 
+def define_flags() -> None:
+  """The command line's own flags (here, not at import: other reports define the same names)."""
+  flags.DEFINE_list('datasets', ['mnist5k', 'fashion_mnist'], 'Datasets: mnist5k, fashion_mnist.')
+  flags.DEFINE_list('classes', [], 'dataset:class,... to run (default: DEFAULT_CLASSES).')
+  flags.DEFINE_integer('seeds', 3, 'Seeds per cell.')
+  flags.DEFINE_multi_string('override', [], '--override=FIELD=VALUE for every run.')
+  flags.DEFINE_list('short_run', ['mnist5k'], 'Where N²CE K = 3 also runs with short-run Langevin (the '
+                    'baseline sampler): datasets (all their chosen classes) or dataset:class items; empty: '
+                    'nowhere.')
+
+
 def run_variant(dataset, classes, fields, seeds, workdir, overrides) -> dict:
   """``{class: [selected metrics per seed]}`` of one prior learning on one dataset."""
   results, wall = {}, 0.0
@@ -89,9 +92,9 @@ def main(argv):
   del argv
   quick = driver.QUICK.value  # one class, one seed, a few steps
   workdir, output = driver.paths('anomaly', 'docs/anomaly.md')
-  seeds = 1 if quick else _SEEDS.value
+  seeds = 1 if quick else flags.FLAGS.seeds
   try:
-    overrides = {**parse_overrides(mnist_lebm.get_config(), _OVERRIDES.value), **(QUICK if quick else {})}
+    overrides = {**parse_overrides(mnist_lebm.get_config(), flags.FLAGS.override), **(QUICK if quick else {})}
     classes = chosen_classes(quick)
     short_run_classes = chosen_short_run(classes)
   except ConfigError as error:
@@ -114,25 +117,25 @@ def main(argv):
     sections.append(dataset_section(dataset, labels, metrics, short_run))
   command = 'python -m experiments.report.anomaly' + (' --quick' if quick else '') + ''.join(
       f' --override={field}={flag_value(value)}' for field, value in overrides.items() if field not in QUICK)
-  if _CLASSES.value:
-    command += ' --classes=' + ','.join(_CLASSES.value)
-  if _DATASETS.value != _DATASETS.default:
-    command += ' --datasets=' + ','.join(_DATASETS.value)
-  if _SHORT_RUN.value != _SHORT_RUN.default:
-    command += ' --short_run=' + ','.join(_SHORT_RUN.value)
+  if flags.FLAGS.classes:
+    command += ' --classes=' + ','.join(flags.FLAGS.classes)
+  if flags.FLAGS.datasets != flags.FLAGS['datasets'].default:
+    command += ' --datasets=' + ','.join(flags.FLAGS.datasets)
+  if flags.FLAGS.short_run != flags.FLAGS['short_run'].default:
+    command += ' --short_run=' + ','.join(flags.FLAGS.short_run)
   with open(output, 'w') as f:
     f.write(header(command, wall, seeds, quick) + ''.join(sections))
   print(f'anomaly report: {output} ({time.perf_counter() - started:.0f} s now; {wall:.0f} s of runs)')
 
 
 def chosen_classes(quick: bool) -> dict:
-  classes = {name: list(DEFAULT_CLASSES[name]) for name in _DATASETS.value if name in DEFAULT_CLASSES}
-  if unknown := [name for name in _DATASETS.value if name not in DEFAULT_CLASSES]:
+  classes = {name: list(DEFAULT_CLASSES[name]) for name in flags.FLAGS.datasets if name in DEFAULT_CLASSES}
+  if unknown := [name for name in flags.FLAGS.datasets if name not in DEFAULT_CLASSES]:
     raise ConfigError(f'--datasets={",".join(unknown)} is invalid; allowed values: '
                       f'{", ".join(DEFAULT_CLASSES)}')
-  if _CLASSES.value:
+  if flags.FLAGS.classes:
     picked = {}
-    for item in _CLASSES.value:
+    for item in flags.FLAGS.classes:
       name, _, label = item.partition(':')
       if name not in classes or not label.isdigit() or int(label) not in DEFAULT_CLASSES[name]:
         raise ConfigError(f'--classes={item} is invalid; write dataset:class with a dataset of --datasets')
@@ -144,7 +147,7 @@ def chosen_classes(quick: bool) -> dict:
 def chosen_short_run(classes: dict) -> dict:
   """``{dataset: [class, ...]}`` of ``--short_run``: a dataset stands for all its chosen classes."""
   picked = {}
-  for item in _SHORT_RUN.value:
+  for item in flags.FLAGS.short_run:
     name, _, label = item.partition(':')
     if name not in classes or (label and (not label.isdigit() or int(label) not in classes[name])):
       raise ConfigError(f'--short_run={item} is invalid; write a dataset of --datasets or dataset:class with '
@@ -258,4 +261,5 @@ def header(command, wall, seeds, quick) -> str:
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

@@ -1,7 +1,7 @@
 """One-step samplers by score identity distillation: SiD alone, with SiD²A's adversarial loss,
 with NCE (M = 1) and with N²CE (M = 50) on real data, against the teacher they distil.
 
-``python -m experiments.report.sid [--quick] [--datasets=8gaussians,checkerboard] [--seeds=5]
+``python -m experiments.report.one_step [--quick] [--datasets=8gaussians,checkerboard] [--seeds=5]
 [--override=FIELD=VALUE]``
 
 For each 2-D density the teacher DDPM is trained once (``ddpm_toy2d.py``), then the four
@@ -212,11 +212,11 @@ def main(argv):
     text, found = section(dataset, curves, figures_dir)
     sections.append(text)
     claims.append(found)
-  command = 'python -m experiments.report.sid' + (' --quick' if quick else '') + ''.join(
+  command = 'python -m experiments.report.one_step' + (' --quick' if quick else '') + ''.join(
       f' --override={field}={flag_value(value)}' for field, value in overrides.items() if field not in QUICK)
   with open(output, 'w') as f:
     f.write(header(command, wall, seeds, quick, claims) + ''.join(sections))
-  print(f'sid report: {output} ({time.perf_counter() - started:.0f} s now; {wall:.0f} s of runs)')
+  print(f'one-step report: {output} ({time.perf_counter() - started:.0f} s now; {wall:.0f} s of runs)')
 
 
 def header(command, wall, seeds, quick, claims) -> str:
