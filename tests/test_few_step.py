@@ -86,11 +86,11 @@ def test_clipping_the_denoised_guess_bounds_the_last_state_and_is_inert_inside_t
 
 
 def test_v_prediction_loss_at_the_exact_predictor_and_its_read_back_as_epsilon():
-  x = STD * jax.random.normal(jax.random.PRNGKey(1), (200000, 2))
+  x = STD * jax.random.normal(jax.random.PRNGKey(1), (50000, 2))
   loss = ddpm.denoising_loss(exact_epsilon, jax.random.PRNGKey(2), x, SCHEDULE, prediction='v')
   abar = np.asarray(SCHEDULE.alphas_cumprod, np.float64)
   minimum = np.mean(STD ** 2 / (abar * STD ** 2 + 1 - abar))  # E_n Var(v | x_n) = Var(eps | x_n) / abar
-  np.testing.assert_allclose(loss, minimum, rtol=0.02)
+  np.testing.assert_allclose(loss, minimum, rtol=0.03)
   # A v network's epsilon at the noisiest step is x_n itself up to sqrt(abar) times its output:
   # where an epsilon network's error would be multiplied by 1 / sqrt(abar) ~ 160, a v network's is not.
   network = ddpm.EpsilonMLP((16,), prediction='v')
