@@ -24,6 +24,18 @@ def judge_config() -> ml_collections.ConfigDict:
   return judge
 
 
+def student_config(config, task: str) -> ml_collections.ConfigDict:
+  """``config`` (a 2-D student's: DxMI, SiD) moved onto this teacher: its data, teacher and judge
+  fields, which must match the teacher run's (its 100-step FD is judged by the same classifier)."""
+  teacher = get_config()
+  config.task = task
+  config.data = teacher.data             # dataset: mnist5k | fashion_mnist
+  config.teacher = teacher.teacher
+  config.teacher.workdir = 'runs/ddpm_images'  # a ddpm_images run directory
+  config.judge = teacher.judge
+  return config
+
+
 def get_config():
   config = common.base_config()
   config.task = 'ddpm_images'

@@ -13,13 +13,7 @@ from experiments.configs import ddpm_images, dxmi_toy2d
 
 
 def get_config():
-  config = dxmi_toy2d.get_config()
-  teacher = ddpm_images.get_config()
-  config.task = 'dxmi_images'
-  config.data = teacher.data             # dataset: mnist5k | fashion_mnist; must match the teacher's
-  config.teacher = teacher.teacher       # must match the teacher run's
-  config.teacher.workdir = 'runs/ddpm_images'  # a ddpm_images run directory
-  config.judge = teacher.judge           # must match the teacher run's: its 100-step FD is the bar
+  config = ddpm_images.student_config(dxmi_toy2d.get_config(), 'dxmi_images')
   # The reference's CIFAR-10 rates: 10x larger ones (1e-6 / 1e-4 / 1e-4) took this teacher's
   # 4-step FD from 728 to 1,339 in 150 iterations (docs/dxmi.md).
   config.sampler.network_learning_rate = 1e-7  # > 0

@@ -8,13 +8,7 @@ from experiments.configs import ddpm_images, sid_toy2d
 
 
 def get_config():
-  config = sid_toy2d.get_config()
-  teacher = ddpm_images.get_config()
-  config.task = 'sid_images'
-  config.data = teacher.data             # dataset: mnist5k | fashion_mnist; must match the teacher's
-  config.teacher = teacher.teacher       # must match the teacher run's
-  config.teacher.workdir = 'runs/ddpm_images'  # a ddpm_images run directory
-  config.judge = teacher.judge           # must match the teacher run's
+  config = ddpm_images.student_config(sid_toy2d.get_config(), 'sid_images')
   config.sid.discriminator_hidden = (512, 256)
   config.train.batch_size = 128
   config.train.num_steps = 2000
