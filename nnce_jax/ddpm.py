@@ -91,6 +91,13 @@ def broadcast(coefficient: jax.Array, x: jax.Array) -> jax.Array:
   return coefficient.reshape(coefficient.shape + (1,) * (x.ndim - coefficient.ndim))
 
 
+def noised(schedule: Schedule, x: jax.Array, n: jax.Array, eps: jax.Array) -> jax.Array:
+  """``x_n = sqrt(abar(n)) x + sqrt(1 - abar(n)) eps`` at fractional steps ``n [B]``: the forward
+  process that :func:`denoise` inverts."""
+  abar = broadcast(alpha_cumprod_at(schedule, n), x)
+  return jnp.sqrt(abar) * x + jnp.sqrt(1 - abar) * eps
+
+
 def denoise(epsilon_fn: EpsilonFn, schedule: Schedule, x_n: jax.Array, n: jax.Array) -> jax.Array:
   """``x0_hat = (x_n - sqrt(1 - abar_n) eps_hat(x_n, n)) / sqrt(abar_n)``: the clean-data guess at
   fractional steps ``n [B]``; an error in ``eps_hat`` is multiplied by ``sqrt((1 - abar) / abar)``."""

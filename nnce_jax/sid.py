@@ -92,12 +92,6 @@ def teacher_step(schedule: ddpm.Schedule, sigma: jax.Array) -> jax.Array:
   return ddpm.step_at(schedule, 1 / (1 + jnp.square(sigma)))
 
 
-def noised(schedule: ddpm.Schedule, x: jax.Array, n: jax.Array, eps: jax.Array) -> jax.Array:
-  """``x_n = sqrt(abar(n)) x + sqrt(1 - abar(n)) eps``."""
-  abar = ddpm.broadcast(ddpm.alpha_cumprod_at(schedule, n), x)
-  return jnp.sqrt(abar) * x + jnp.sqrt(1 - abar) * eps
-
-
 def one_step_generator(epsilon_apply: Callable, schedule: ddpm.Schedule, init_sigma: float = 2.5) -> Callable:
   """SiD's generator ``G(params, z) = f_params(sqrt(1 - abar_init) z, n_init)`` with ``abar_init =
   1 / (1 + init_sigma^2)``: ``epsilon_apply(params, x, n)`` is the teacher's network, so that
@@ -190,12 +184,13 @@ def make_update(networks: Networks, schedule: ddpm.Schedule, tx: optax.GradientT
     edm_weight = 1 + sigma_squared / hyper.sigma_data ** 2  # EDM's weight times sigma^2
 
     def fake_loss(trained):
-      x_n = noised(schedule, x_g, n, eps)
+      x_n = ddpm.noised(schedule, x_g, n, eps)
       residual = networks.fake_score(trained['fake_score'], x_n, n) - eps
       loss = jnp.mean(edm_weight * jnp.sum(jnp.square(residual).reshape(x_g.shape[0], -1), -1))
       metrics = {'fake_score_loss': loss}
       if real:  # data and generator samples at the same noise, as SiD²A's discriminator sees them
-        s_data = networks.discriminator(trained['discriminator'], noised(schedule, batch['data'], n, eps), n)
+        data_n = ddpm.noised(schedule, batch['data'], n, eps)
+        s_data = networks.discriminator(trained['discriminator'], data_n, n)
         s_generated = networks.discriminator(trained['discriminator'], x_n, n)
         real_loss, diagnostics = real_data_losses(hyper, s_data, s_generated, edm_weight / sigma_squared)
         loss = loss + real_loss
@@ -213,7 +208,7 @@ def make_update(networks: Networks, schedule: ddpm.Schedule, tx: optax.GradientT
     def generator_loss(generator_params):
       x_g = networks.generator(generator_params, batch['z_generator'])
       n = batch['n_generator']
-      x_n = noised(schedule, x_g, n, batch['eps_generator'])
+      x_n = ddpm.noised(schedule, x_g, n, batch['eps_generator'])
       y_real, y_fake = teacher(x_n, n), fake(x_n, n)
       sid, w = sid_generator_loss(x_g, y_real, y_fake, hyper.alpha)
       loss, metrics = jnp.mean(sid), {'sid_loss': jnp.mean(sid), 'sid_normaliser': jnp.mean(w)}

@@ -70,11 +70,11 @@ def guess_errors(network, params, schedule, images, key) -> list[dict]:
   rows = []
   for step in GUESS_STEPS:
     n = jnp.full(images.shape[:1], float(min(step, schedule.betas.shape[0] - 1)))
-    abar = ddpm.broadcast(ddpm.alpha_cumprod_at(schedule, n), images)
     noise = jax.random.normal(jax.random.fold_in(key, step), images.shape)
-    x_n = jnp.sqrt(abar) * images + jnp.sqrt(1 - abar) * noise
+    x_n = ddpm.noised(schedule, images, n, noise)
     guess = np.asarray(ddpm.denoise(lambda x, m: network.apply(params, x, m), schedule, x_n, n))
-    rows.append({'step': step, 'abar': float(abar[0, 0]), 'mse': float(np.mean((guess - images) ** 2)),
+    abar = float(ddpm.alpha_cumprod_at(schedule, n[:1])[0])
+    rows.append({'step': step, 'abar': abar, 'mse': float(np.mean((guess - images) ** 2)),
                  'out_of_range': float(np.mean(np.abs(guess) > OUT_OF_RANGE))})
   return rows
 
