@@ -1,5 +1,6 @@
-"""The teacher DDPM of the 28x28 sampler experiments (mnist5k, Fashion-MNIST): an
-epsilon-prediction MLP on the flattened image, 1,000 diffusion steps.
+"""The teacher DDPM of the 28x28 sampler experiments (mnist5k, Fashion-MNIST): a v-prediction MLP
+on the flattened image, 1,000 diffusion steps (an epsilon MLP's guess of the clean image blows up
+at the last steps, so its 100-step sampler measured worse than its 10-step one: docs/teachers.md).
 
 ``python -m experiments.main --config=experiments/configs/ddpm_images.py --workdir=runs/ddpm_images``
 (mnist5k is built offline on first use; Fashion-MNIST needs
@@ -43,6 +44,7 @@ def get_config():
   config.data.data_dir = '~/tensorflow_datasets'
   config.data.num_test = 1000          # test images the samples are compared with (all of mnist5k's)
   config.teacher = ddpm_toy2d.teacher_config(hidden=(1024, 1024, 1024))
+  config.teacher.prediction = 'v'      # epsilon | v
   config.judge = judge_config()
   config.model.name = 'mlp'
   config.optimizer.learning_rate = 3e-4

@@ -3,6 +3,7 @@ densities, 28x28 images) with their configs, a dataset's teacher run, and a run'
 read as curves with the iterations they take to a threshold."""
 
 import dataclasses
+import os
 
 import numpy as np
 
@@ -39,22 +40,24 @@ TOY = Kind('experiments/configs/ddpm_toy2d.py', 'experiments/configs/dxmi_toy2d.
            {'train.num_steps': 200, 'train.eval_every': 200, 'train.log_every': 100,
             'train.checkpoint_every': 200, 'data.num_test': 500, 'teacher.num_eval_samples': 500},
            {**QUICK, 'data.num_test': 500})
-_IMAGE_QUICK = {'teacher.hidden': (64,), 'judge.num_steps': 100, 'judge.num_samples': 200,
+IMAGE_QUICK = {'teacher.hidden': (64,), 'judge.num_steps': 100, 'judge.num_samples': 200,
                 'judge.num_train': 500, 'data.num_test': 200}
 IMAGES = Kind('experiments/configs/ddpm_images.py', 'experiments/configs/dxmi_images.py',
               ddpm_images.get_config, dxmi_images.get_config, 'frechet_distance', 'FD',
               {'kid': 'KID', 'class_kl': 'class KL', **DIAGNOSTICS},
               {'train.num_steps': 100, 'train.eval_every': 100, 'train.log_every': 100,
-               'train.checkpoint_every': 100, **_IMAGE_QUICK},
-              {**QUICK, **_IMAGE_QUICK, 'energy.hidden': (32,), 'value.hidden': (32,)})
+               'train.checkpoint_every': 100, **IMAGE_QUICK},
+              {**QUICK, **IMAGE_QUICK, 'energy.hidden': (32,), 'value.hidden': (32,)})
 
 
 def kind_of(dataset: str) -> Kind:
   return IMAGES if dataset in sampler_images.DATASETS else TOY
 
 
-def train_teacher(dataset, workdir, quick) -> tuple[str, float]:
-  """``(run_dir, seconds)``: the dataset's teacher, trained once in ``workdir`` (then reused)."""
+def train_teacher(dataset, teachers_dir, quick) -> tuple[str, float]:
+  """``(run_dir, seconds)``: the dataset's teacher, trained once in ``teachers_dir/<dataset>`` (then
+  reused by every report that distils or fine-tunes it)."""
+  workdir = os.path.join(teachers_dir, dataset)
   kind = kind_of(dataset)
   fields = {'data.dataset': dataset, **(kind.quick_teacher if quick else {})}
   result = run_sweep(set_fields(kind.teacher_defaults(), fields), {}, seeds=1, workdir=workdir,

@@ -272,7 +272,7 @@ def main(argv):
   try:
     teachers = {}
     for dataset in datasets:
-      teachers[dataset], seconds = train_teacher(dataset, os.path.join(workdir, dataset, 'teacher'), quick)
+      teachers[dataset], seconds = train_teacher(dataset, driver.teachers_dir(), quick)
       wall += seconds
     diagnoses = {dataset: diagnose_teacher(dataset, teachers[dataset],
                                            os.path.join(workdir, dataset, 'teacher_sampling'), quick)

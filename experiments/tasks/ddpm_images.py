@@ -1,4 +1,4 @@
-"""The teacher of the 28x28 sampler experiments: a DDPM (epsilon-prediction MLP on the flattened
+"""The teacher of the 28x28 sampler experiments: a DDPM (epsilon- or v-prediction MLP on the flattened
 image) on mnist5k or Fashion-MNIST, judged at each evaluation by the few-step VAR samplers cut
 from it, in the features of a fixed classifier (``sampler_images.Judge``)."""
 
