@@ -1,5 +1,6 @@
 """CONTRIBUTING.md's worked example: a task is one module plus one config file, and it runs."""
 
+import ast
 import json
 import os
 import re
@@ -42,3 +43,36 @@ def test_no_experiments_module_shares_a_name_with_a_library_module():
     return {name[:-3] for _, _, files in os.walk(root) for name in files
             if name.endswith('.py') and not name.startswith('__')}
   assert not modules('experiments') & modules('nnce_jax')
+
+
+def _imports(path: str) -> set[str]:
+  """The absolute modules a source file imports (``from a import b`` as ``a.b`` and ``a``)."""
+  found = set()
+  for node in ast.walk(ast.parse(open(path).read())):
+    if isinstance(node, ast.Import):
+      found |= {alias.name for alias in node.names}
+    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+      found |= {node.module} | {f'{node.module}.{alias.name}' for alias in node.names}
+  return found
+
+
+def test_tasks_are_leaves_that_share_only_common():
+  """A task imports no other task, ``common`` imports nothing of ``experiments.tasks`` (so the
+  package's import graph is 2 layers deep), and nothing outside reaches into a task's internals:
+  it names a task by ``config.task`` (the registry) or shares what ``common`` holds."""
+  tasks_dir = os.path.join(REPO, 'experiments', 'tasks')
+  names = {n[:-3] for n in os.listdir(tasks_dir) if n.endswith('.py') and n != '__init__.py'}
+  assert names and os.path.isdir(os.path.join(tasks_dir, 'common'))
+  task_modules = {f'experiments.tasks.{n}' for n in names}
+  for root, _, files in os.walk(os.path.join(REPO, 'experiments')):
+    for name in files:
+      if not name.endswith('.py') or '__pycache__' in root:
+        continue
+      path = os.path.join(root, name)
+      within = os.path.relpath(path, REPO)
+      reached = {m for m in _imports(path) if m.startswith('experiments.tasks.')}
+      if within.startswith('experiments/tasks/common/'):
+        assert not reached, (within, reached)
+      else:
+        assert not reached & task_modules, (within, reached & task_modules)
+        assert all(m.startswith('experiments.tasks.common') for m in reached), (within, reached)

@@ -142,14 +142,14 @@ def test_the_report_judges_both_claims_by_paired_seeds():
   curves = {'none': runs([0.5] * 4), 'adversarial': runs([0.30, 0.31, 0.29, 0.30]),
             'nce': runs([0.30, 0.32, 0.31, 0.30]),
             'noisier_nce': runs([0.20, 0.21, 0.19, 0.22], reach_at=100)}
-  assert report.claim_a(curves)[1] == 'reproduced'
+  assert report.claim_a(curves, 'sliced W2')[1] == 'reproduced'
   rows, verdict = report.claim_b(curves)
   assert verdict == 'reproduced' and 'reached it on 4 of 4 seeds' in rows[0][-1]
   # Ties: no claim.
   tied = {name: runs([0.30, 0.31, 0.29, 0.30]) for name in curves}
-  assert report.claim_a(tied)[1].startswith('inconclusive')
+  assert report.claim_a(tied, 'sliced W2')[1].startswith('inconclusive')
   # Worse at the end, never at the adversarial value: refuted.
   curves['noisier_nce'] = runs([0.40, 0.41, 0.42, 0.40])
-  assert report.claim_a(curves)[1] == 'refuted' and report.claim_b(curves)[1] == 'refuted'
+  assert report.claim_a(curves, 'sliced W2')[1] == 'refuted' and report.claim_b(curves)[1] == 'refuted'
   # The final quality is the mean of the last WINDOW evaluations, not the last one alone.
   assert report.final({'judged': np.array([9.0, 1.0, 2.0, 3.0, 4.0, 5.0])}) == 3.0

@@ -26,7 +26,8 @@ from experiments.core.tables import markdown_table, mean_std
 from experiments.report import driver, statistics
 from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import flag_value
-from experiments.tasks.latent_images import PAPER_AUPRC, open_dataset
+from experiments.tasks.common.image_data import open_dataset
+from experiments.tasks.common.published import PAPER_AUPRC
 
 CONFIG = 'experiments/configs/mnist_lebm.py'
 DEFAULT_CLASSES = {'mnist5k': (1, 4, 5, 7, 9), 'fashion_mnist': tuple(range(10))}

@@ -31,7 +31,7 @@ from experiments.report import driver
 from experiments.report.anomaly import CONFIG, PRIOR_LEARNINGS, SHORT_RUN, score_std
 from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import cell_dir
-from experiments.tasks.latent_images import PAPER_AUPRC
+from experiments.tasks.common.published import PAPER_AUPRC
 
 # The reference's iteration on the CPU-size model, at the reference's batch.
 LONG = {'model.step': 'reference', 'model.negatives_from': 'posterior_start', 'train.batch_size': 128,

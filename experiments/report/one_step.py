@@ -49,8 +49,8 @@ from experiments.report.sampler_runs import (
 )
 from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import flag_value
-from experiments.tasks import sampler_images
-from experiments.tasks.sid_toy2d import REFERENCE_STEPS
+from experiments.tasks.common import image_data
+from experiments.tasks.common.samplers import REFERENCE_STEPS
 from nnce_jax.data import toy2d
 
 VARIANTS = {'none': 'SiD', 'adversarial': 'SiD²A (adversarial)', 'nce': 'SiD + NCE (M = 1)',
@@ -224,7 +224,7 @@ def main(argv):
   workdir, output = driver.paths('sid', 'docs/sid.md')
   given = flags.FLAGS
   try:
-    allowed = toy2d.DATASETS + sampler_images.DATASETS
+    allowed = toy2d.DATASETS + image_data.DATASETS
     if bad := [d for d in given.datasets if d not in allowed]:
       raise ConfigError(f'--datasets={",".join(bad)} is invalid; allowed values: {", ".join(allowed)}')
     datasets = given.datasets

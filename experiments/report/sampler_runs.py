@@ -11,7 +11,7 @@ from experiments.configs import ddpm_images, ddpm_toy2d, dxmi_images, dxmi_toy2d
 from experiments.core.checks import set_fields
 from experiments.core.metrics import read_metrics
 from experiments.sweep import Subprocesses, run_sweep
-from experiments.tasks import sampler_images
+from experiments.tasks.common import image_data
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # compared and hashed by identity: TOY, IMAGES
@@ -51,7 +51,7 @@ IMAGES = Kind('experiments/configs/ddpm_images.py', 'experiments/configs/dxmi_im
 
 
 def kind_of(dataset: str) -> Kind:
-  return IMAGES if dataset in sampler_images.DATASETS else TOY
+  return IMAGES if dataset in image_data.DATASETS else TOY
 
 
 def train_teacher(dataset, teachers_dir, quick) -> tuple[str, float]:

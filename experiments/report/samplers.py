@@ -38,11 +38,11 @@ from experiments.report.sampler_runs import (  # noqa: F401
   kind_of,
   train_teacher,
 )
+from experiments.run.training import check_config, run
 from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import flag_value
-from experiments.tasks import sampler_images
-from experiments.tasks import teacher_sampling as diagnosis
-from experiments.tasks.dxmi_toy2d import THRESHOLD_STEPS
+from experiments.tasks.common import image_data
+from experiments.tasks.common.samplers import THRESHOLD_STEPS
 from nnce_jax import dxmi
 from nnce_jax.data import toy2d
 
@@ -64,7 +64,7 @@ PUBLISHED_FID = {'CIFAR-10': (3.93, 2.99), 'ImageNet 64': (2.69, 2.23)}
 
 def chosen(quick: bool) -> tuple[list[str], dict, dict, list[str]]:
   """``(datasets, {kind: [T, ...]}, {kind: {T: seeds}}, losses)`` from the flags."""
-  allowed = toy2d.DATASETS + sampler_images.DATASETS
+  allowed = toy2d.DATASETS + image_data.DATASETS
   if bad := [d for d in _DATASETS.value if d not in allowed]:
     raise ConfigError(f'--datasets={",".join(bad)} is invalid; allowed values: {", ".join(allowed)}')
   steps, seeds = {}, {}
@@ -96,8 +96,9 @@ def diagnose_teacher(dataset, teacher_dir, workdir, quick) -> dict:
     config = set_fields(teacher_sampling.get_config(), {
         'data.dataset': dataset, 'teacher.workdir': os.path.abspath(teacher_dir),
         **(quick_fields if quick else {})})
-    diagnosis.check(config)
-    diagnosis.evaluate(config, workdir)
+    import jax
+    check_config(config, jax.device_count())
+    run(config, workdir)
   with open(path) as f:
     return {**json.load(f), 'workdir': workdir}
 
@@ -111,7 +112,7 @@ def teacher_section(dataset, found, figures_dir) -> str:
            'The bar of the claim stays the reference sampler\'s. '
            f'`python -m experiments.main --config=experiments/configs/teacher_sampling.py '
            f'--config.data.dataset={dataset} --config.teacher.workdir=...`\n',
-           diagnosis.table(found['results'], found['recorded_bar'], found['judge_test_accuracy']), '']
+           found['table'], '']
   steps = max(r['steps'] for r in found['results'])
   for suffix, name in (('', 'reference'), ('_clipped', 'denoised guess clipped')):
     source = os.path.join(found['workdir'], f'teacher_{steps}_steps{suffix}.png')

@@ -119,7 +119,7 @@ def aggregate(runs: list[Run], workdir: str) -> SweepResult:
              'the last step')
   result.table = f'{note}\n\n{markdown_table(header, rows)}\n'
   if first.get('likelihood', {}).get('estimators'):
-    from experiments.tasks.likelihood import likelihood_table
+    from experiments.tasks.common.likelihood import likelihood_table
     reports = {', '.join(map(str, c.values())): [s['likelihood'] for s in result.summaries(c)]
                for c in result.cells()}
     result.table += '\n' + likelihood_table(reports, label=', '.join(header[:len(fields)]))

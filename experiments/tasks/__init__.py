@@ -6,7 +6,7 @@ for its own bad fields) and one of
   ``experiments.run`` trains, checkpoints and evaluates;
 - ``evaluate(config, workdir) -> dict``: a computation without training (it writes its own
   files and returns its results with a markdown ``table``).
-Modules that define neither (``ratio``, ``likelihood``) are helpers the tasks share.
+What tasks share lives in :mod:`experiments.tasks.common`; a task imports no other task.
 """
 
 import importlib

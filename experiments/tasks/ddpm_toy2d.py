@@ -10,7 +10,7 @@ import numpy as np
 from experiments.core import plotting
 from experiments.core.checks import number, one_of
 from experiments.core.task import Task
-from experiments.tasks import samplers
+from experiments.tasks.common import samplers
 from nnce_jax import ddpm
 from nnce_jax.data import toy2d
 

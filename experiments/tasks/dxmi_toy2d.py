@@ -16,11 +16,9 @@ import numpy as np
 from experiments.core import plotting
 from experiments.core.checks import one_of
 from experiments.core.task import Task
-from experiments.tasks import samplers
+from experiments.tasks.common import samplers
 from nnce_jax import few_step, ranking_metrics
 from nnce_jax.data import toy2d
-
-THRESHOLD_STEPS = 100  # the teacher's quality to reach: its 100-step VAR sampler
 
 
 def check(config) -> None:
@@ -52,13 +50,13 @@ def build(config) -> Task:
 
   teacher = samplers.sample_metrics(eval_key, config.data.dataset, sampler_output(tuned.params, eval_key)[-1],
                                     held_out)
-  hundred = few_step.var_schedule(schedule, THRESHOLD_STEPS)
+  hundred = few_step.var_schedule(schedule, samplers.THRESHOLD_STEPS)
   epsilon = lambda x, t: network.apply(teacher_params, x, t)  # noqa: E731
   threshold = samplers.sample_metrics(eval_key, config.data.dataset, few_step.sample_trajectory(
       epsilon, jnp.log(hundred.sigma), hundred, eval_key, held_out.shape)[-1], held_out)['sliced_w2']
   floor = _floor(config, eval_key, held_out)
   truth = {**{f'teacher_{k}': v for k, v in teacher.items()},
-           f'teacher_{THRESHOLD_STEPS}_step_sliced_w2': threshold, 'data_floor_sliced_w2': floor}
+           f'teacher_{samplers.THRESHOLD_STEPS}_step_sliced_w2': threshold, 'data_floor_sliced_w2': floor}
 
   def report(params, workdir):
     shown = {'held-out data': held_out,

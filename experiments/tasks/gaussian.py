@@ -6,8 +6,8 @@ import numpy as np
 
 from experiments.core.checks import number
 from experiments.core.task import Task
-from experiments.tasks.likelihood import estimate_likelihood
-from experiments.tasks.ratio import data_keys, exact_log_z, log_ratio, make_objective, ratio_parts
+from experiments.tasks.common.likelihood import estimate_likelihood
+from experiments.tasks.common.ratio import data_keys, exact_log_z, log_ratio, make_objective, ratio_parts
 from nnce_jax import closed_form, models, noise
 
 

@@ -33,7 +33,7 @@ from flax import serialization
 from experiments.core import plotting
 from experiments.core.checks import ConfigError, number, one_of
 from experiments.core.task import Task
-from experiments.tasks import ratio
+from experiments.tasks.common import ratio
 from nnce_jax import ais, copula, flow, normalizers
 from nnce_jax import bits_per_dim as bpd
 from nnce_jax import noise as noise_lib

@@ -25,16 +25,13 @@ from absl import logging
 from experiments.core import plotting
 from experiments.core.checks import ConfigError, number, one_of
 from experiments.core.task import Task
-from experiments.tasks.ratio import make_objective
+from experiments.tasks.common.image_data import open_dataset
+from experiments.tasks.common.published import PAPER_AUPRC
+from experiments.tasks.common.ratio import make_objective
 from nnce_jax import damc, latent_ebm, noise, ranking_metrics
 from nnce_jax import fid as nnce_fid
-from nnce_jax.data import anomaly_split, builders, images
+from nnce_jax.data import anomaly_split, images
 
-# The N²CE paper's AUPRC (DAMC protocol, all 70,000 MNIST images, checkpoint chosen on test
-# AUPRC) for digits 1, 4, 5, 7, 9.
-PAPER_AUPRC = {'noisier_nce_k3': {1: 0.959, 4: 0.935, 5: 0.959, 7: 0.845, 9: 0.854},
-               'noisier_nce_k1': {1: 0.910, 4: 0.911, 5: 0.935, 7: 0.779, 9: 0.699},
-               'nce': {1: 0.702, 4: 0.829, 5: 0.764, 7: 0.605, 9: 0.502}}
 PRIOR_LEARNING = ('ratio', 'mle')
 STEPS = ('joint', 'reference')
 
@@ -77,17 +74,6 @@ def check(config) -> None:
   if config.model.prior_learning == 'ratio' and config.objective.name == 'ranking_nce':
     raise ConfigError('config.objective.name=ranking_nce is invalid for task latent_images; allowed '
                       'values: nce, noisier_nce, nwj')
-
-
-def open_dataset(config, split):
-  """The TFDS source of ``config.data.dataset``; local (package-shipped) datasets are built
-  on first use, anything else must be prepared (the error says how)."""
-  data_dir = os.path.expanduser(config.data.data_dir)
-  name = config.data.dataset
-  if name in builders.LOCAL_BUILDERS and not os.path.isdir(os.path.join(data_dir, name)):
-    logging.info('building %s into %s (offline, from an installed package)', name, data_dir)
-    builders.prepare(name, data_dir)
-  return images.image_source(name, split, data_dir)
 
 
 def data_split(config):

@@ -10,8 +10,8 @@ import numpy as np
 
 from experiments.core.checks import ConfigError, number
 from experiments.core.task import Task
-from experiments.tasks.likelihood import estimate_likelihood
-from experiments.tasks.ratio import exact_log_z, fixed_samples, kl_metrics, log_ratio, ratio_parts
+from experiments.tasks.common.likelihood import estimate_likelihood
+from experiments.tasks.common.ratio import exact_log_z, fixed_samples, kl_metrics, log_ratio, ratio_parts
 from nnce_jax import noise
 
 

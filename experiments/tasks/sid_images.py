@@ -11,27 +11,27 @@ truth holds the teacher's cut samplers at 1, 4, 10 and 100 steps from the same e
 import numpy as np
 
 from experiments.core.task import Task
-from experiments.tasks import dxmi_images, sampler_images, samplers
-from experiments.tasks.sid_toy2d import REFERENCE_STEPS
+from experiments.tasks.common import image_data, samplers
 
 
 def check(config) -> None:
-  sampler_images.check(config)
+  image_data.check(config)
   samplers.check_distillation(config)
 
 
 def build(config) -> Task:
-  dim, num = sampler_images.DIM, config.judge.num_samples
+  dim, num = image_data.DIM, config.judge.num_samples
   network, schedule = samplers.teacher(config)
-  teacher_params = samplers.restore_teacher(config, network, dim, dxmi_images.TEACHER_CONFIG)
-  dxmi_images.teacher_bar(config)  # refuses a judge other than the teacher run's
-  judge = sampler_images.Judge(config)
+  teacher_params = samplers.restore_teacher(config, network, dim, image_data.TEACHER_CONFIG)
+  image_data.teacher_bar(config, samplers.THRESHOLD_STEPS)  # refuses a judge other than the teacher run's
+  judge = image_data.Judge(config)
   distilled = samplers.distillation(config, network, schedule, teacher_params, dim,
                                     lambda key, inputs: inputs['image'])
   eval_key = samplers.evaluation_key(config)
   generated = lambda params, n=num: np.asarray(distilled.generate(params, eval_key, n))  # noqa: E731
-  cut = samplers.cut_samplers(network, schedule, REFERENCE_STEPS, eval_key, (num, dim))(teacher_params)
-  floor = judge.metrics(sampler_images.split_arrays(config, 'train', config.data.num_test)[0])
+  cut = samplers.cut_samplers(network, schedule, samplers.REFERENCE_STEPS, eval_key,
+                              (num, dim))(teacher_params)
+  floor = judge.metrics(image_data.split_arrays(config, 'train', config.data.num_test)[0])
   truth = {**{f'teacher_{t}_steps_{k}': v for t, samples in cut.items()
               for k, v in judge.metrics(np.asarray(samples)).items()},
            **{f'before_{k}': v for k, v in judge.metrics(generated(distilled.params)).items()},
@@ -39,10 +39,10 @@ def build(config) -> Task:
 
   def report(params, workdir):
     teacher_grid = np.asarray(cut[100][:64])
-    return {'samples_png': sampler_images.save_grid(generated(params, 64), workdir, 'sid_samples.png'),
-            'teacher_png': sampler_images.save_grid(teacher_grid, workdir, 'teacher_100_steps.png')}
+    return {'samples_png': image_data.save_grid(generated(params, 64), workdir, 'sid_samples.png'),
+            'teacher_png': image_data.save_grid(teacher_grid, workdir, 'teacher_100_steps.png')}
 
   return Task(None, distilled.params, None, lambda params: judge.metrics(generated(params)), truth,
               table_metrics=('frechet_distance', 'kid', 'class_kl'), report=report,
-              batches_for=sampler_images.train_batches(config), optimizer=distilled.optimizer,
+              batches_for=image_data.train_batches(config), optimizer=distilled.optimizer,
               train_step=distilled.train_step)

@@ -14,10 +14,8 @@ import jax
 from experiments.core import plotting
 from experiments.core.checks import one_of
 from experiments.core.task import Task
-from experiments.tasks import samplers
+from experiments.tasks.common import samplers
 from nnce_jax.data import toy2d
-
-REFERENCE_STEPS = (1, 4, 10, 100)  # the teacher's cut samplers beside the one-step generator
 
 
 def check(config) -> None:
@@ -35,7 +33,8 @@ def build(config) -> Task:
   judge = lambda samples: samplers.sample_metrics(eval_key, config.data.dataset, samples, held_out)  # noqa: E731
   generated = lambda params: distilled.generate(params, eval_key, held_out.shape[0])  # noqa: E731
 
-  cut = samplers.cut_samplers(network, schedule, REFERENCE_STEPS, eval_key, held_out.shape)(teacher_params)
+  cut = samplers.cut_samplers(network, schedule, samplers.REFERENCE_STEPS, eval_key,
+                              held_out.shape)(teacher_params)
   other = toy2d.sample(config.data.dataset, jax.random.fold_in(jax.random.PRNGKey(config.seed), 98),
                        held_out.shape[0])
   truth = {**{f'teacher_{t}_steps_{k}': v for t, samples in cut.items() for k, v in judge(samples).items()},

@@ -19,7 +19,7 @@ import numpy as np
 from absl import logging
 
 from experiments.core.tables import markdown_table
-from experiments.tasks import dxmi_images, sampler_images, samplers
+from experiments.tasks.common import image_data, samplers
 from nnce_jax import ddpm
 
 GUESS_STEPS = (0, 100, 300, 500, 700, 900, 999)  # teacher steps where the denoised guess is measured
@@ -29,37 +29,38 @@ SAMPLERS = {'reference': None, 'denoised guess clipped': X0_BOUND}
 
 
 def check(config) -> None:
-  sampler_images.check(config)
+  image_data.check(config)
   samplers.check_teacher_run(config)
 
 
 def evaluate(config, workdir: str) -> dict:
   network, schedule = samplers.teacher(config)
-  params = samplers.restore_teacher(config, network, sampler_images.DIM, dxmi_images.TEACHER_CONFIG)
-  recorded = dxmi_images.teacher_bar(config)  # refuses a judge other than the teacher run's
-  judge = sampler_images.Judge(config)
+  params = samplers.restore_teacher(config, network, image_data.DIM, image_data.TEACHER_CONFIG)
+  # Refuses a judge other than the teacher run's.
+  recorded = image_data.teacher_bar(config, samplers.THRESHOLD_STEPS)
+  judge = image_data.Judge(config)
   key = samplers.evaluation_key(config)  # ddpm_images' own at the same seed
   os.makedirs(workdir, exist_ok=True)
   results = []
   for name, bound in SAMPLERS.items():
     cut = samplers.cut_samplers(network, schedule, config.teacher.eval_steps, key,
-                                (config.judge.num_samples, sampler_images.DIM), bound)
+                                (config.judge.num_samples, image_data.DIM), bound)
     for steps, samples in cut(params).items():
       samples = np.asarray(samples)
       results.append({'sampler': name, 'steps': steps, **judge.metrics(samples),
                       'out_of_range': float(np.mean(np.abs(samples) > OUT_OF_RANGE))})
       suffix = '' if bound is None else '_clipped'
-      sampler_images.save_grid(samples, workdir, f'teacher_{steps}_steps{suffix}.png')
+      image_data.save_grid(samples, workdir, f'teacher_{steps}_steps{suffix}.png')
       logging.info('%s, %d steps: %s', name, steps, results[-1])
   guesses = guess_errors(network, params, schedule, judge.x_test, jax.random.fold_in(key, 1))
   text = table(results, recorded, judge.test_accuracy) + '\n\n' + guess_table(guesses)
   with open(os.path.join(workdir, 'teacher_sampling.md'), 'w') as f:
     f.write(text + '\n')
   summary = {'recorded_bar': recorded, 'judge_test_accuracy': judge.test_accuracy, 'results': results,
-             'guesses': guesses}
+             'guesses': guesses, 'table': text}
   with open(os.path.join(workdir, 'teacher_sampling.json'), 'w') as f:
     json.dump(summary, f, indent=2)
-  return {**summary, 'table': text}
+  return summary
 
 
 def guess_errors(network, params, schedule, images, key) -> list[dict]:

@@ -9,8 +9,8 @@ import numpy as np
 from experiments.core import plotting
 from experiments.core.checks import ConfigError, number, one_of
 from experiments.core.task import Task
-from experiments.tasks.likelihood import estimate_likelihood
-from experiments.tasks.ratio import data_keys, log_ratio, ratio_parts
+from experiments.tasks.common.likelihood import estimate_likelihood
+from experiments.tasks.common.ratio import data_keys, log_ratio, ratio_parts
 from nnce_jax import noise
 from nnce_jax.data import toy2d
 

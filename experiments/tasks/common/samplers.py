@@ -23,6 +23,8 @@ from nnce_jax.objectives import make_objective
 
 MMD_POINTS = 5000  # the kernel matrix is quadratic in the sample size
 LIMIT = 4.5  # the toy densities lie in [-LIMIT, LIMIT]^2
+THRESHOLD_STEPS = 100  # DxMI's bar: the teacher's quality with its 100-step VAR sampler
+REFERENCE_STEPS = (1, 4, 10, 100)  # the teacher's cut samplers beside a one-step generator
 
 
 def check_teacher(config) -> None:

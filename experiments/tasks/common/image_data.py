@@ -1,26 +1,41 @@
-"""What the 28x28 sampler tasks share (``ddpm_images``, ``dxmi_images``): images as flat vectors
-in ``[-1, 1]``, their training batches, and the judge of samples: a small classifier trained on
+"""Image datasets and what the 28x28 sampler tasks share (``ddpm_images``, ``dxmi_images``,
+``sid_images``, ``teacher_sampling``): a dataset opened (built offline on first use when a
+package ships it), images as flat vectors in ``[-1, 1]``, their training batches, the teacher
+run's bar, and the judge of samples: a small classifier trained on
 the same training split (fixed seed and steps, so every run and method gets the same one), in
 whose features the Fréchet distance and KID to the test split are measured, with the KL of the
 predicted-class histogram to uniform.
 """
 
+import json
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from experiments.core import plotting
-from experiments.core.checks import number, one_of, widths
-from experiments.tasks.latent_images import open_dataset
+from experiments.core.checks import ConfigError, number, one_of, widths
 from nnce_jax import classifier, fid
-from nnce_jax.data import images
+from nnce_jax.data import builders, images
 
 DATASETS = ('mnist5k', 'fashion_mnist')
 SIDE = 28
 DIM = SIDE * SIDE
+TEACHER_CONFIG = 'experiments/configs/ddpm_images.py'
 CLASSIFIER_SEED = 12345  # not config.seed: one judge for every seed and method
+
+
+def open_dataset(config, split):
+  """The TFDS source of ``config.data.dataset``; local (package-shipped) datasets are built
+  on first use, anything else must be prepared (the error says how)."""
+  data_dir = os.path.expanduser(config.data.data_dir)
+  name = config.data.dataset
+  if name in builders.LOCAL_BUILDERS and not os.path.isdir(os.path.join(data_dir, name)):
+    logging.info('building %s into %s (offline, from an installed package)', name, data_dir)
+    builders.prepare(name, data_dir)
+  return images.image_source(name, split, data_dir)
 
 
 def check(config) -> None:
@@ -92,3 +107,26 @@ def save_grid(samples, workdir: str, name: str) -> str:
   path = os.path.join(workdir, name)
   plotting.image_grid(np.asarray(samples[:64]).reshape(-1, SIDE, SIDE, 1), path)
   return path
+
+
+def teacher_bar(config, steps: int) -> float:
+  """The teacher run's final ``steps``-step Fréchet distance, by the same judge (a student run
+  under another judge is refused: its bar was measured in other features)."""
+  workdir = os.path.expanduser(config.teacher.workdir)
+  path = os.path.join(workdir, 'summary.json')
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'the teacher run in {workdir} has not finished (no summary.json); finish '
+                            f'it with `python -m experiments.main --config={TEACHER_CONFIG} '
+                            f'--workdir={workdir}`')
+  with open(path) as f:
+    summary = json.load(f)
+  trained = summary['config']
+  if trained['judge'] != json.loads(json.dumps(config.judge.to_dict())) or (
+      trained['data']['num_test'] != config.data.num_test):
+    raise ConfigError(f'config.judge / config.data.num_test differ from the teacher run in {workdir}; '
+                      'its bar was measured by another judge')
+  key = f'frechet_distance_{steps}_steps'
+  if key not in summary['final']:
+    raise ConfigError(f'the teacher run in {workdir} did not judge its {steps}-step sampler; '
+                      f'its config.teacher.eval_steps must hold {steps}')
+  return summary['final'][key]
