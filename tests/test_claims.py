@@ -1,12 +1,12 @@
-"""Each claim's verdict (reproduced / not reproduced / inconclusive) follows the numbers it is given."""
+"""Each claim's verdict (reproduced / refuted / inconclusive) follows the numbers it is given."""
 
 import numpy as np
 import pytest
 
 from experiments.report import claims
-from experiments.report.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
 from experiments.report.render import claims_table
 from experiments.report.statistics import interval, paired
+from experiments.report.verdicts import INCONCLUSIVE, REFUTED, REPRODUCED
 from experiments.sweep import Run, SweepResult
 
 SEEDS = 5
@@ -47,6 +47,16 @@ def test_paired_interval_is_the_t_interval_of_the_differences():
     paired([1.0, 2.0], [1.0])
 
 
+def test_seeds_that_all_agree_are_judged_by_the_sign_test_not_a_zero_width_interval():
+  five, six = interval([4800.0] * 5), interval([-4800.0] * 6)
+  assert str(five) == '4800: all 5 seeds agree (sign test p = 0.0625)'
+  assert five.sign == 0  # 2 / 2^5 > 0.05: five seeds can never decide at 95%
+  assert six.sign == -1 and six.sign_test_p == pytest.approx(0.03125)
+  tied = paired([2000.0] * 5, [2000.0] * 5)
+  assert tied.sign == 0 and str(tied) == '0: all 5 seeds give 0'
+  assert not interval([1.0, 1.0, 2.0]).agree
+
+
 def _gaussian(errors: dict, spread: float, n=1000):
   return _sweep([({'objective.magnitude': m, 'data.num_train': n, 'objective.name': 'noisier_nce'},
                   _seeds('param_error', e, spread, roll=i)) for i, (m, e) in enumerate(errors.items())])
@@ -56,7 +66,7 @@ def test_u_shape_is_reproduced_refuted_or_inconclusive_by_the_seeds():
   judge = lambda sweep: claims._u_shape(None, {'gaussian_m': sweep})[0].verdict  # noqa: E731
   assert judge(_gaussian({1.0: 0.05, 10.0: 0.02, 100.0: 0.03}, 0.001)) == REPRODUCED
   # The best M at the end of the grid, clearly better than its neighbour: monotone, not U.
-  assert judge(_gaussian({1.0: 0.05, 10.0: 0.04, 100.0: 0.02}, 0.001)) == NOT_REPRODUCED
+  assert judge(_gaussian({1.0: 0.05, 10.0: 0.04, 100.0: 0.02}, 0.001)) == REFUTED
   # An interior minimum that seed noise could have placed there.
   assert judge(_gaussian({1.0: 0.05, 10.0: 0.045, 100.0: 0.049}, 0.05)) == INCONCLUSIVE
 
@@ -67,7 +77,7 @@ def test_optimum_scaling_says_when_m_star_falls_with_n():
   same = _gaussian({1.0: 0.05, 10.0: 0.04, 100.0: 0.02, 1000.0: 0.03}, 0.001, n=10000)
   judge = lambda large: claims._optimum_scaling(  # noqa: E731
       None, {'gaussian_m': SweepResult(small.runs + large.runs)})[0]
-  assert judge(falls).verdict == NOT_REPRODUCED
+  assert judge(falls).verdict == REFUTED
   assert judge(same).verdict == INCONCLUSIVE
   assert judge(same).numbers['best_magnitude'] == {1000: 100.0, 10000: 100.0}
 
@@ -90,12 +100,13 @@ def test_chasm_speed_is_inconclusive_when_nobody_gets_there():
 
 def test_chasm_speed_pairs_seeds_and_corrects_for_the_best_m():
   nce = [5000, 5200, 4900, 5100, 5300]
-  faster = claims._chasm_speed(None, _chasm(nce, {10.0: [s - 2000 for s in nce], 100.0: nce}))[0]
+  faster = claims._chasm_speed(None, _chasm(nce, {10.0: [s - 2000 + 40 * (i % 3) for i, s in enumerate(nce)],
+                                                 100.0: nce}))[0]
   assert faster.verdict == REPRODUCED
   assert faster.numbers['nce_minus_n2ce'][10.0]['level'] == pytest.approx(0.975)  # two Ms: Bonferroni
-  slower = claims._chasm_speed(None, _chasm(nce, {10.0: [s + 1500 for s in nce],
-                                                 100.0: [s + 900 for s in nce]}))
-  assert slower[0].verdict == NOT_REPRODUCED
+  slower = claims._chasm_speed(None, _chasm(nce, {10.0: [s + 1500 + 30 * (i % 2) for i, s in enumerate(nce)],
+                                                 100.0: [s + 900 + 20 * (i % 3) for i, s in enumerate(nce)]}))
+  assert slower[0].verdict == REFUTED
   noisy = claims._chasm_speed(None, _chasm(nce, {10.0: [3000, 7900, 2500, 7000, 6100]}))
   assert noisy[0].verdict == INCONCLUSIVE
 
@@ -106,7 +117,7 @@ def test_nwj_within_seed_noise_of_nce_is_inconclusive():
   assert tied.verdict == INCONCLUSIVE
   faster = claims._nwj_chasm(None, _chasm([5000, 5200, 4900, 5100, 5300], {},
                                           [1600, 1700, 1650, 1500, 1800]))
-  assert faster[0].verdict == NOT_REPRODUCED
+  assert faster[0].verdict == REFUTED
 
 
 def _confirmation(errors):
@@ -115,12 +126,12 @@ def _confirmation(errors):
 
 
 def test_mutual_information_goal_uses_the_confirmation_seeds():
-  base = {'mi320': _sweep([({'objective.name': 'nce'}, [{'mi': 40.0}] * SEEDS)])}
+  base = {'mi320': _sweep([({'objective.name': 'nce'}, [{'mi': 40.0 + i} for i in range(SEEDS)])])}
   within, beyond = _confirmation([0.01, 0.02, 0.01, 0.015]), _confirmation([0.2, 0.25, 0.3, 0.22])
   goal = lambda confirmation: claims._mutual_information_goal(  # noqa: E731
       None, {**base, 'mi320_confirmation': confirmation})[0].verdict
   assert goal(within) == REPRODUCED
-  assert goal(beyond) == NOT_REPRODUCED
+  assert goal(beyond) == REFUTED
   assert claims._single_ratio_fails(None, base)[0].verdict == REPRODUCED  # NCE at half the MI
 
 

@@ -227,7 +227,7 @@ def test_the_reports_import_side_by_side():
 
 def test_image_density_verdicts_follow_the_paired_intervals():
   from experiments.report import image_density as report
-  from experiments.report.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
+  from experiments.report.verdicts import INCONCLUSIVE, REFUTED, REPRODUCED
   key = lambda v: ('fashion_mnist', 'gaussian', v)  # noqa: E731
   cells = {key('nce'): _cell([4.10, 4.12, 4.11]),
            key('noisier_nce'): _cell([4.05, 4.08, 4.06], wall=90.0),
@@ -243,9 +243,9 @@ def test_image_density_verdicts_follow_the_paired_intervals():
   cells[flow('nce')], cells[flow('noisier_nce')] = _cell([3.0, 3.1, 3.2]), _cell([3.0, 3.09, 3.21])
   assert report.verdicts(cells)[3].verdict == REPRODUCED  # a 0.05 gain, then ~0 with the flow
   cells[flow('noisier_nce')] = _cell([2.9, 3.0, 3.1])
-  assert report.verdicts(cells)[3].verdict == NOT_REPRODUCED  # the flow gains 0.1, more than 0.05
+  assert report.verdicts(cells)[3].verdict == REFUTED  # the flow gains 0.1, more than 0.05
   cells[key('noisier_nce')] = _cell([4.15, 4.16, 4.17], wall=90.0)
-  assert {v.claim[:3]: v for v in report.verdicts(cells)}['(a)'].verdict == NOT_REPRODUCED
+  assert {v.claim[:3]: v for v in report.verdicts(cells)}['(a)'].verdict == REFUTED
   cells[key('nce')] = _cell([4.10, 4.12, 4.11], bracket=0.2)  # N²CE's 0.05 loss is inside NCE's bracket
   assert 'within the AIS bracket, 0.2000' in {v.claim[:3]: v for v in report.verdicts(cells)}['(a)'].evidence
   assert report.verdicts(cells)[3].verdict == INCONCLUSIVE  # N²CE now loses with Gaussian noise

@@ -29,7 +29,7 @@ def test_quick_report_runs_every_benchmark(tmp_path):
                 '(d) Single-ratio NCE', '(e) N²CE fits', '(6.41 nats, f) More ranking'):
     assert claim in claims
   verdicts = json.loads((tmp_path / 'results' / 'claims.json').read_text())
-  assert {v['verdict'] for v in verdicts} <= {'reproduced', 'not reproduced', 'inconclusive'}
+  assert {v['verdict'] for v in verdicts} <= {'reproduced', 'refuted', 'inconclusive'}
   assert len(verdicts) == claims.count('\n| (')
   # The command the report prints for a sweep reruns it, reusing every finished run.
   command = next(line.strip('`') for line in report.splitlines()

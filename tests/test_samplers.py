@@ -165,17 +165,19 @@ def test_report_reads_iterations_to_threshold_and_judges_the_claim():
   bars = report.thresholds({'teacher_sliced_w2': 0.2, 'teacher_100_step_sliced_w2': 0.05}, 'sliced_w2')
   assert list(bars.values()) == pytest.approx([0.05, 0.125])
   faster = paired([100, 150, 100, 200], [400, 500, 450, 600])
-  assert report.verdict(faster, {'noisier_nce': 4, 'dxmi': 4}) == 'reproduced'
-  assert report.verdict(paired([400, 500, 450, 600], [100, 150, 100, 200]), {'a': 4}) == 'refuted'
+  assert str(report.verdict(faster, {'noisier_nce': 4, 'dxmi': 4})) == 'reproduced'
+  assert str(report.verdict(paired([400, 500, 450, 600], [100, 150, 100, 200]), {'a': 4})) == 'refuted'
   assert report.outcome(faster, {'a': 4}) == 'N²CE sooner'
-  assert report.verdict(paired([2000] * 3, [2000] * 3), {'a': 0, 'b': 0}).startswith('inconclusive: no loss')
-  assert report.verdict(paired([100, 500, 300], [300, 100, 400]), {'a': 3}).startswith('inconclusive: the')
+  never = report.verdict(paired([2000] * 3, [2000] * 3), {'a': 0, 'b': 0})
+  assert never.verdict == 'inconclusive' and str(never).startswith('inconclusive: no loss')
+  mixed = report.verdict(paired([100, 500, 300], [300, 100, 400]), {'a': 3})
+  assert str(mixed).startswith('inconclusive: the')
   # A teacher whose 100-step sampler is worse than its T-step one meets both bars before fine-tuning:
   # even a "faster" N²CE says nothing then.
   good, bad = ({'truth': {'teacher_fd': 700.0, 'teacher_100_step_fd': bar}} for bar in (300.0, 1500.0))
   assert report.met_before([good], 'halfway', 'fd') == 0
   assert report.met_before([good, bad, bad], 'halfway', 'fd') == 2
-  assert report.verdict(faster, {'a': 4}, met_before=2) == (
+  assert str(report.verdict(faster, {'a': 4}, met_before=2)) == (
       'inconclusive: the teacher meets the bar before fine-tuning on 2 of 4 seeds '
       '(its 100-step sampler measures no better)')
 

@@ -134,22 +134,26 @@ def test_the_report_judges_both_claims_by_paired_seeds():
   from experiments.report import one_step as report
 
   def runs(finals, reach_at=600):
-    """Curves evaluated every 100 of 1,000 iterations, 1 above ``final`` before ``reach_at``."""
+    """Curves evaluated every 100 of 1,000 iterations, 1 above ``final`` before ``reach_at``
+    (one per seed, or one for all)."""
     step = np.arange(100, 1001, 100)
-    return [{'step': step, 'judged': np.where(step >= reach_at, f, f + 1.0), 'budget': 1000} for f in finals]
+    reach = np.broadcast_to(reach_at, len(finals))
+    return [{'step': step, 'judged': np.where(step >= r, f, f + 1.0), 'budget': 1000}
+            for f, r in zip(finals, reach)]
   # N²CE ends lower than both, and its trailing mean is at the adversarial final value from the
-  # start, where the adversarial run's gets there at 1,000 (the window's 5 evaluations after 600).
-  curves = {'none': runs([0.5] * 4), 'adversarial': runs([0.30, 0.31, 0.29, 0.30]),
+  # start, where the adversarial run's gets there at 1,000 (the window's 5 evaluations after 600;
+  # 900 on one seed, so the paired differences are not all equal).
+  curves = {'none': runs([0.5] * 4), 'adversarial': runs([0.30, 0.31, 0.29, 0.30], [600, 600, 500, 600]),
             'nce': runs([0.30, 0.32, 0.31, 0.30]),
             'noisier_nce': runs([0.20, 0.21, 0.19, 0.22], reach_at=100)}
-  assert report.claim_a(curves, 'sliced W2')[1] == 'reproduced'
+  assert str(report.claim_a(curves, 'sliced W2')[1]) == 'reproduced'
   rows, verdict = report.claim_b(curves)
-  assert verdict == 'reproduced' and 'reached it on 4 of 4 seeds' in rows[0][-1]
+  assert str(verdict) == 'reproduced' and 'reached it on 4 of 4 seeds' in rows[0][-1]
   # Ties: no claim.
   tied = {name: runs([0.30, 0.31, 0.29, 0.30]) for name in curves}
-  assert report.claim_a(tied, 'sliced W2')[1].startswith('inconclusive')
+  assert str(report.claim_a(tied, 'sliced W2')[1]).startswith('inconclusive')
   # Worse at the end, never at the adversarial value: refuted.
   curves['noisier_nce'] = runs([0.40, 0.41, 0.42, 0.40])
-  assert report.claim_a(curves, 'sliced W2')[1] == 'refuted' and report.claim_b(curves)[1] == 'refuted'
+  assert report.claim_a(curves, 'sliced W2')[1].verdict == report.claim_b(curves)[1].verdict == 'refuted'
   # The final quality is the mean of the last WINDOW evaluations, not the last one alone.
   assert report.final({'judged': np.array([9.0, 1.0, 2.0, 3.0, 4.0, 5.0])}) == 3.0

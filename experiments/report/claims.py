@@ -1,6 +1,6 @@
 """The paper's and the issues' claims, each judged as data from the benchmark sweeps.
 
-A claim is a :class:`Verdict`: reproduced, not reproduced, or inconclusive (neither side
+A claim is a :class:`~experiments.report.verdicts.Verdict`: reproduced, refuted, or inconclusive (neither side
 reaches its criterion, or the difference lies within seed noise), with the test that decides
 it and the numbers it read. Comparisons pair seeds (seed ``i`` shares data, noise and
 initialisation in every cell) and use a t interval of the mean difference (ddof = 1); a claim
@@ -16,19 +16,10 @@ import numpy as np
 from experiments.core.metrics import read_metrics
 from experiments.report import benchmarks
 from experiments.report.statistics import bonferroni, interval, paired
+from experiments.report.verdicts import INCONCLUSIVE, REFUTED, REPRODUCED, Verdict, decide
 from experiments.sweep.grid import cell_label
 
-REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = 'reproduced', 'not reproduced', 'inconclusive'
 LEVEL = 0.95
-
-
-@dataclasses.dataclass(frozen=True)
-class Verdict:
-  claim: str      # as the paper (or the issue) states it
-  verdict: str    # REPRODUCED | NOT_REPRODUCED | INCONCLUSIVE
-  test: str       # what decides it
-  numbers: dict   # the numbers the test read, by name
-  evidence: str   # the numbers in a sentence
 
 
 def judge(alignment: dict | None, results: dict) -> list[Verdict]:
@@ -38,12 +29,6 @@ def judge(alignment: dict | None, results: dict) -> list[Verdict]:
                _schedules, _mutual_information_goal, _magnitude_rule, _single_ratio_fails, _toy2d, _ranking):
     verdicts += rule(alignment, results)
   return verdicts
-
-
-def decide(sign: int, *, better: int = 1) -> str:
-  """A verdict from an interval's sign: reproduced when it is ``better``, not when it is the
-  opposite, inconclusive when the interval holds 0."""
-  return INCONCLUSIVE if sign == 0 else REPRODUCED if sign == better else NOT_REPRODUCED
 
 
 def finals(summaries, metric: str) -> np.ndarray:
@@ -90,7 +75,7 @@ def _gradient_tends_to_mle(alignment, results):
   falling = all(b < a for a, b in zip(bias, bias[1:]))
   return [Verdict(
       '(a) The N²CE gradient tends to the MLE gradient as M grows (Prop. 3.1)',
-      REPRODUCED if falling and cosines[-1] > cosines[0] else NOT_REPRODUCED,
+      REPRODUCED if falling and cosines[-1] > cosines[0] else REFUTED,
       'the bias against the M → ∞ gradient falls at every step of the M grid, and the cosine with the '
       'exact MLE gradient is higher at the largest M than at the smallest (past that, the Monte-Carlo '
       'error of the common samples decides the cosine)',
@@ -104,7 +89,7 @@ def _bias_order(alignment, results):
   if not alignment:
     return []
   slope, squared = alignment['bias_slope'], alignment['squared_bias_slope']
-  verdict = REPRODUCED if abs(slope + 2) < 0.2 else NOT_REPRODUCED
+  verdict = REPRODUCED if abs(slope + 2) < 0.2 else REFUTED
   return [Verdict(
       '(a) The gradient bias decays as O(1/M²) (Prop. 3.3)', verdict,
       'the fitted slope of log ‖bias‖ against log M (M ≥ 10) lies within 0.2 of −2',
@@ -138,7 +123,7 @@ def _u_shape(alignment, results):
     if best in ends:
       neighbour = ms[1] if best == ms[0] else ms[-2]
       gap = paired(finals(by_m[neighbour], 'param_error'), finals(by_m[best], 'param_error'), LEVEL)
-      verdict = NOT_REPRODUCED if gap.sign > 0 else INCONCLUSIVE
+      verdict = REFUTED if gap.sign > 0 else INCONCLUSIVE
       test_note = f'best M at the end of the grid; its neighbour M = {neighbour:g} is worse by {gap}'
     else:
       verdict = REPRODUCED if all(i.sign > 0 for i in worse.values()) else INCONCLUSIVE
@@ -180,7 +165,7 @@ def _optimum_scaling(alignment, results):
     note = f'M* did not move: the grid (factor 10) is coarser than √(n ratio) = {expected:.2g}'
   else:  # M* fell: is the smaller-n optimum really worse at the larger n?
     gap = paired(finals(by_large[best_small], 'param_error'), finals(by_large[best_large], 'param_error'))
-    verdict = NOT_REPRODUCED if gap.sign > 0 else INCONCLUSIVE
+    verdict = REFUTED if gap.sign > 0 else INCONCLUSIVE
     note = f'M* fell; at n = {large}, M = {best_small:g} is worse than M = {best_large:g} by {gap}'
   bound = {n: m / math.sqrt(n) for n, m in ((small, best_small), (large, best_large))}
   return [Verdict(
@@ -214,7 +199,7 @@ def _chasm_speed(alignment, results):
       verdict = REPRODUCED
     else:
       fastest = max(by_m, key=lambda m: gaps[m].mean)
-      verdict = NOT_REPRODUCED if gaps[fastest].sign < 0 else INCONCLUSIVE
+      verdict = REFUTED if gaps[fastest].sign < 0 else INCONCLUSIVE
     loose = {m: first_within(s, 0.5) for m, s in by_m.items()}
     verdicts.append(Verdict(
         f'({chasm.kl} nats, c) N²CE stays within 0.1 nat in fewer steps than NCE', verdict,
@@ -245,7 +230,7 @@ def _nwj_chasm(alignment, results):
     if slower.sign > 0 or (slower.sign == 0 and error.sign > 0):
       verdict = REPRODUCED
     elif slower.sign < 0 or error.sign < 0:
-      verdict = NOT_REPRODUCED
+      verdict = REFUTED
     else:
       verdict = INCONCLUSIVE
     verdicts.append(Verdict(
@@ -333,7 +318,7 @@ def _mutual_information_goal(alignment, results):
     numbers[d] = {'cell': cell, 'relative_errors': errors.tolist(),
                   'minus_five_percent': dataclasses.asdict(above)}
     parts.append(f'd = {d}: {100 * errors.mean():.1f}% ({cell_label(cell)}; error − 5%: {above})')
-  verdict = (NOT_REPRODUCED if any(s > 0 for s in signs) else REPRODUCED if all(s < 0 for s in signs)
+  verdict = (REFUTED if any(s > 0 for s in signs) else REPRODUCED if all(s < 0 for s in signs)
              else INCONCLUSIVE)
   return [Verdict(
       "(d) The best estimator is within 5% of the true MI at every d (the issue's goal)", verdict,
@@ -361,7 +346,7 @@ def _magnitude_rule(alignment, results):
                  f'{100 * _relative_errors(by_m[oracle]).mean():.1f}% (difference {gap})')
   if not parts:
     return []
-  verdict = (REPRODUCED if all(s > 0 for s in signs) else NOT_REPRODUCED if any(s < 0 for s in signs)
+  verdict = (REPRODUCED if all(s > 0 for s in signs) else REFUTED if any(s < 0 for s in signs)
              else INCONCLUSIVE)
   return [Verdict(
       '(d) N²CE needs M ≈ e^MI (its data term saturates at s = log M): M = e^MI beats M = 100', verdict,
@@ -394,7 +379,7 @@ def _toy2d(alignment, results):
     return []
   nce, n2ce = (finals(results['toy2d'].cell(name=n), 'test_nll') for n in ('nce', 'noisier_nce'))
   gap = paired(n2ce, nce)
-  verdict = REPRODUCED if gap.high < MARGIN else NOT_REPRODUCED if gap.low > MARGIN else INCONCLUSIVE
+  verdict = REPRODUCED if gap.high < MARGIN else REFUTED if gap.low > MARGIN else INCONCLUSIVE
   return [Verdict(
       '(e) N²CE fits toy 2-D densities at least as well as NCE (test NLL, exact normaliser)', verdict,
       f'N²CE − NCE test NLL, paired over seeds: the 95% interval lies below +{MARGIN} nat (non-inferiority); '

@@ -26,8 +26,8 @@ from experiments.core.checks import ConfigError, parse_overrides, set_fields
 from experiments.core.metrics import read_metrics
 from experiments.core.tables import markdown_table, mean_std
 from experiments.report import driver, statistics
-from experiments.report.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Verdict
 from experiments.report.render import claims_table
+from experiments.report.verdicts import INCONCLUSIVE, REFUTED, REPRODUCED, Verdict
 from experiments.sweep import RunFailed, Subprocesses, run_sweep
 
 CONFIG = 'experiments/configs/image_density.py'
@@ -229,7 +229,7 @@ def verdicts(cells: dict) -> list[Verdict]:
     if head[a] is None or head[b] is None:
       return Verdict(claim, INCONCLUSIVE, test, {}, 'not run')
     gap, text = compare(head[a], head[b], la, lb)
-    decision = INCONCLUSIVE if gap.sign == 0 else REPRODUCED if gap.sign < 0 else NOT_REPRODUCED
+    decision = INCONCLUSIVE if gap.sign == 0 else REPRODUCED if gap.sign < 0 else REFUTED
     if math.isnan(gap.low):
       decision, text = INCONCLUSIVE, text + ' (one seed: no interval)'
     # Forward AIS is off by up to the bracket's width (its size, also when the brackets cross): a
@@ -250,7 +250,7 @@ def verdicts(cells: dict) -> list[Verdict]:
     cost = train_wall(head['noisier_nce']) / train_wall(head['tre'])
     within = not math.isnan(gap.high) and gap.high < 0.1
     outside = not math.isnan(gap.low) and gap.low > 0.1
-    decision = (REPRODUCED if within and cost <= 1 / 3 else NOT_REPRODUCED if outside or cost > 1 / 3
+    decision = (REPRODUCED if within and cost <= 1 / 3 else REFUTED if outside or cost > 1 / 3
                 else INCONCLUSIVE)
     out.append(Verdict('(c) one N²CE ratio comes within 0.1 bits/dim of TRE (K = 5) at a third of its wall '
                        'time or less', decision,
@@ -284,7 +284,7 @@ def shrinking_gain(cells: dict) -> Verdict:
   if not gains['gaussian'].sign > 0:
     return Verdict(claim, INCONCLUSIVE, test, numbers, text + '; no gain with Gaussian noise to shrink')
   closer = [g.mean for k, g in gains.items() if k != 'gaussian']
-  decision = REPRODUCED if all(m < gains['gaussian'].mean for m in closer) else NOT_REPRODUCED
+  decision = REPRODUCED if all(m < gains['gaussian'].mean for m in closer) else REFUTED
   return Verdict(claim, decision, test, numbers, text)
 
 

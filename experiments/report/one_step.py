@@ -47,6 +47,7 @@ from experiments.report.sampler_runs import (
   kind_of,
   train_teacher,
 )
+from experiments.report.verdicts import INCONCLUSIVE, REFUTED, REPRODUCED, Verdict, decide
 from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import flag_value
 from experiments.tasks.common import image_data
@@ -99,7 +100,7 @@ def smoothed(run: dict) -> dict:
   return {**run, 'judged': np.asarray(trailing)}
 
 
-def claim_a(curves, title) -> tuple[list[list[str]], str]:
+def claim_a(curves, title) -> tuple[list[list[str]], Verdict]:
   """SiD + N²CE's final quality (``title``) against NCE's and the adversarial variant's, paired by seed."""
   level = statistics.bonferroni(0.95, 2)
   final_of = {v: [final(r) for r in runs] for v, runs in curves.items()}
@@ -109,12 +110,16 @@ def claim_a(curves, title) -> tuple[list[list[str]], str]:
     signs.append(interval.sign)
     rows.append([f'N²CE − {VARIANTS[other]}', f'final {title}', str(interval),
                  {-1: 'N²CE better', 1: 'N²CE worse', 0: 'the interval holds 0'}[interval.sign]])
-  verdict = ('reproduced' if all(s < 0 for s in signs) else 'refuted' if any(s > 0 for s in signs)
-             else 'inconclusive: ' + ('no interval excludes 0' if not any(signs) else 'one interval holds 0'))
-  return rows, verdict
+  decided = (REPRODUCED if all(s < 0 for s in signs) else REFUTED if any(s > 0 for s in signs)
+             else INCONCLUSIVE)
+  reason = '' if decided != INCONCLUSIVE else ('no interval excludes 0' if not any(signs)
+                                               else 'one interval holds 0')
+  return rows, Verdict(f'(a) SiD + N²CE ends better ({title}) than SiD + NCE and than SiD²A', decided,
+                       'two paired intervals of the final quality below 0, Bonferroni to 95% together',
+                       {}, '; '.join(r[2] for r in rows), reason)
 
 
-def claim_b(curves) -> tuple[list[list[str]], str]:
+def claim_b(curves) -> tuple[list[list[str]], Verdict]:
   """Iterations to the adversarial run's final quality (per seed), N²CE against half of the
   adversarial run's own; a run that never gets there counts at twice the budget."""
   adversarial = [smoothed(r) for r in curves['adversarial']]
@@ -130,8 +135,10 @@ def claim_b(curves) -> tuple[list[list[str]], str]:
   rows = [['N²CE − ½ adversarial', "iterations to the adversarial run's final quality", str(interval),
            f'N²CE reached it on {reached} of {len(fast)} seeds; adversarial iterations {mean_std(own)}, '
            f'N²CE {mean_std(fast)}']]
-  verdict = {-1: 'reproduced', 1: 'refuted'}.get(interval.sign, 'inconclusive: the interval holds 0')
-  return rows, verdict
+  decided = decide(interval.sign, better=-1)
+  return rows, Verdict("(b) SiD + N²CE reaches SiD²A's final quality in at most half its iterations", decided,
+                       'paired interval of N²CE − ½ adversarial iterations below 0', {'mean': interval.mean},
+                       str(interval), 'the interval holds 0' if decided == INCONCLUSIVE else '')
 
 
 def last_logged(run: dict, key: str) -> float:
@@ -293,7 +300,7 @@ def header(command, wall, seeds, quick, claims) -> str:
           f'classifier (MLP {tuple(images.judge.hidden)}), and the KL of its class histogram to uniform.\n\n'
           + markdown_table(['dataset', '(a) N²CE ends better than NCE and adversarial',
                             '(b) N²CE at the adversarial final quality in ≤ half the iterations'],
-                           [[c['dataset'], c['a'], c['b']] for c in claims])
+                           [[c['dataset'], str(c['a']), str(c['b'])] for c in claims])
           + '\n\n**Published** (the N²CE paper, CIFAR-10 FID from an EDM teacher, iterations in '
           'brackets):\n\n'
           + markdown_table(['variant', 'unconditional', 'conditional'],

@@ -4,17 +4,14 @@ import dataclasses
 
 from experiments.core.tables import markdown_table
 from experiments.report import benchmarks
-from experiments.report.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Verdict
+from experiments.report.verdicts import Verdict, tally
 from experiments.sweep.grid import cell_label, flag_value
-
-MARKS = {REPRODUCED: 'reproduced', NOT_REPRODUCED: '**not reproduced**', INCONCLUSIVE: '*inconclusive*'}
 
 
 def claims_table(verdicts: list[Verdict]) -> str:
-  counts = {v: sum(x.verdict == v for x in verdicts) for v in MARKS}
-  return (', '.join(f'{n} {v}' for v, n in counts.items()) + '.\n\n'
+  return (tally(verdicts) + '.\n\n'
           + markdown_table(['claim', 'verdict', 'the test that decides', 'the numbers'],
-                           [[v.claim, MARKS[v.verdict], v.test, v.evidence] for v in verdicts]))
+                           [[v.claim, v.marked, v.test, v.evidence] for v in verdicts]))
 
 
 def verdicts_as_data(verdicts: list[Verdict]) -> list[dict]:

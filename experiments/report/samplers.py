@@ -38,6 +38,7 @@ from experiments.report.sampler_runs import (  # noqa: F401
   kind_of,
   train_teacher,
 )
+from experiments.report.verdicts import INCONCLUSIVE, REFUTED, REPRODUCED, Verdict
 from experiments.run.training import check_config, run
 from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import flag_value
@@ -150,10 +151,14 @@ def outcome(interval: statistics.Interval, reached: dict, met_before: int = 0) -
   return {-1: 'N²CE sooner', 1: 'N²CE later', 0: 'the interval holds 0'}[interval.sign]
 
 
-def verdict(interval: statistics.Interval, reached: dict, met_before: int = 0) -> str:
+def verdict(interval: statistics.Interval, reached: dict, met_before: int = 0, where: str = '') -> Verdict:
   """The claim "N²CE gets there in fewer iterations", judged on the teacher's 100-step bar."""
   found = outcome(interval, reached, met_before)
-  return {'N²CE sooner': 'reproduced', 'N²CE later': 'refuted'}.get(found, f'inconclusive: {found}')
+  decided = {'N²CE sooner': REPRODUCED, 'N²CE later': REFUTED}.get(found, INCONCLUSIVE)
+  return Verdict(f'N²CE reaches the teacher\'s {THRESHOLD_STEPS}-step quality in fewer iterations than DxMI'
+                 + (f' ({where})' if where else ''), decided,
+                 'paired 95% t interval of the iterations, N²CE − DxMI, below 0', {'mean': interval.mean},
+                 str(interval), '' if decided != INCONCLUSIVE else found)
 
 
 def _bar(run: dict, name: str, metric: str) -> float:
@@ -214,7 +219,7 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
                                 outcome(interval, reached, met[name])])
         if name.startswith('teacher') and other == 'dxmi':
           claims.append({'dataset': dataset, 'steps': steps, 'interval': str(interval),
-                         'verdict': verdict(interval, reached, met[name])})
+                         'verdict': verdict(interval, reached, met[name], f'{dataset}, T = {steps}')})
       a, b = [r['judged'][-1] for r in curves['noisier_nce']], [r['judged'][-1] for r in curves[other]]
       comparison_rows.append([f'N²CE − {NAMES[other]}', f'{title} at the end', str(statistics.paired(a, b)),
                               '', f'p = {statistics.paired_p_value(a, b):.3g}'])
@@ -317,7 +322,7 @@ def seed_counts(seeds: dict) -> str:
 
 
 def header(command, wall, settings, quick, claims) -> str:
-  summary = [[c['dataset'], str(c['steps']), c['interval'], c['verdict']] for c in claims]
+  summary = [[c['dataset'], str(c['steps']), c['interval'], str(c['verdict'])] for c in claims]
   toy = {**TOY.defaults().to_dict()['data'], **{k[5:]: v for k, v in settings[TOY][0].items()
                                                  if k.startswith('data.')}}
   images = IMAGES.defaults()

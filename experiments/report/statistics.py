@@ -9,21 +9,38 @@ from scipy import stats
 
 @dataclasses.dataclass(frozen=True)
 class Interval:
-  """Mean of ``a - b`` over paired seeds with its two-sided t confidence interval (ddof = 1)."""
+  """Mean of ``a - b`` over paired seeds with its two-sided t confidence interval (ddof = 1).
+
+  When every seed gives the same value (``agree``) the t interval has zero width and says
+  nothing about seed noise; the sign is then decided by the exact sign test, whose two-sided
+  p-value for n seeds of one sign is ``2 / 2^n`` (0.0625 for 5 seeds: never below 0.05)."""
   mean: float
   low: float
   high: float
   count: int
   level: float
+  agree: bool = False
+
+  @property
+  def sign_test_p(self) -> float:
+    """The two-sided sign test's p-value when every seed agrees (1 when they all give 0)."""
+    return 1.0 if self.mean == 0 else min(1.0, 2.0 * 0.5 ** self.count)
 
   @property
   def sign(self) -> int:
-    """+1 when ``a > b`` at this level, -1 when ``a < b``, 0 when the interval holds 0 (or n < 2)."""
+    """+1 when ``a > b`` at this level, -1 when ``a < b``, 0 when the interval holds 0 (or n < 2);
+    for seeds that all agree, the sign test's verdict at the same level."""
+    if self.agree:
+      return 0 if self.sign_test_p > 1 - self.level else (1 if self.mean > 0 else -1)
     return 1 if self.low > 0 else -1 if self.high < 0 else 0
 
   def __str__(self) -> str:
     if math.isnan(self.low):
       return f'{self.mean:.4g} (n = {self.count}: no interval)'
+    if self.agree:
+      if self.mean == 0:
+        return f'0: all {self.count} seeds give 0'
+      return f'{self.mean:.4g}: all {self.count} seeds agree (sign test p = {self.sign_test_p:.3g})'
     return f'{self.mean:.4g} [{self.low:.4g}, {self.high:.4g}] ({100 * self.level:.3g}%, n = {self.count})'
 
 
@@ -42,7 +59,7 @@ def interval(values, level: float = 0.95) -> Interval:
   if n < 2:
     return Interval(mean, math.nan, math.nan, n, level)
   half = float(stats.t.ppf(0.5 + level / 2, n - 1) * np.std(values, ddof=1) / math.sqrt(n))
-  return Interval(mean, mean - half, mean + half, n, level)
+  return Interval(mean, mean - half, mean + half, n, level, agree=bool(np.all(values == values[0])))
 
 
 def bonferroni(level: float, comparisons: int) -> float:
