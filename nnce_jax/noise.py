@@ -90,6 +90,22 @@ class GaussianMixture:
     return jax.nn.logsumexp(jax.nn.log_softmax(self.logits) + components, axis=-1)
 
 
+@struct.dataclass
+class FixedSample:
+  """A finite sample ``points [m, d]`` drawn once and resampled uniformly: the noise of the
+  finite-sample estimator (a fixed set of ``nu * n`` noise points beside ``n`` data points, the
+  setting of the N²CE paper's Prop. 3.3), where a stream of fresh draws would average the noise's
+  sampling error away. Sampling only: its density is the distribution it was drawn from."""
+  points: jax.Array
+
+  @property
+  def dim(self) -> int:
+    return self.points.shape[-1]
+
+  def sample(self, key, shape: Sequence[int] = ()) -> jax.Array:
+    return self.points[jax.random.randint(key, tuple(shape), 0, self.points.shape[0])]
+
+
 def linear_mixing_schedule(num_stages: int) -> jax.Array:
   """Mixing weights ``a_k = k / K``, ``k = 0..K`` (``a_0 = 0`` data, ``a_K = 1`` noise)."""
   return jnp.linspace(0.0, 1.0, num_stages + 1)

@@ -14,6 +14,9 @@ def get_config():
   config.data.dim = 5           # >= 1
   config.data.num_train = 1000  # n: the MLE is of these samples
   config.data.num_test = 10000
+  # True: one pool of noise_ratio * num_train noise points drawn once and resampled like the
+  # data (the fixed-sample estimator of Prop. 3.3); False: fresh noise every step.
+  config.data.fixed_noise = False
   config.model.name = 'gaussian'
   config.train.num_steps = 4000
   config.train.log_every = 1000

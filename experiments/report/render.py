@@ -4,14 +4,22 @@ import dataclasses
 
 from experiments.core.tables import markdown_table
 from experiments.report import benchmarks
-from experiments.report.verdicts import Verdict, tally
+from experiments.report.study import Study
+from experiments.report.verdicts import KINDS, Verdict, tally
 from experiments.sweep.grid import cell_label, flag_value
 
 
 def claims_table(verdicts: list[Verdict]) -> str:
-  return (tally(verdicts) + '.\n\n'
-          + markdown_table(['claim', 'verdict', 'the test that decides', 'the numbers'],
-                           [[v.claim, v.marked, v.test, v.evidence] for v in verdicts]))
+  """One table per kind of claim (the paper's, the project's hypotheses, the goals), each with
+  its tally: a goal missed is not the paper refuted."""
+  parts = []
+  for kind, title in KINDS.items():
+    chosen = [v for v in verdicts if v.kind == kind]
+    if chosen:
+      parts.append(f'### {title}\n\n{tally(chosen)}.\n\n'
+                   + markdown_table(['claim', 'verdict', 'the test that decides', 'the numbers'],
+                                    [[v.claim, v.marked, v.test, v.evidence] for v in chosen]))
+  return '\n\n'.join(parts)
 
 
 def verdicts_as_data(verdicts: list[Verdict]) -> list[dict]:
@@ -19,13 +27,13 @@ def verdicts_as_data(verdicts: list[Verdict]) -> list[dict]:
   return [dataclasses.asdict(v) for v in verdicts]
 
 
-def sweep_command(benchmark, quick: bool, workdir: str) -> str:
-  fields = benchmark.fields(quick)
-  return (f'python -m experiments.sweep --config={benchmark.config_file} '
+def sweep_command(study: Study, quick: bool, workdir: str) -> str:
+  """The command line that runs ``study`` alone."""
+  return (f'python -m experiments.sweep --config={study.config_file} '
           + ' '.join(f'--grid={k}={",".join(flag_value(v) for v in values)}'
-                     for k, values in benchmark.grid.items())
-          + f' --seeds={benchmark.seeds} --workdir={workdir}/{benchmark.name} '
-          + ' '.join(f'--config.{k}={flag_value(v)}' for k, v in fields.items()))
+                     for k, values in study.grid_for(quick).items())
+          + f' --seeds={study.seeds_for(quick)} --workdir={workdir}/{study.name} '
+          + ' '.join(f'--config.{k}={flag_value(v)}' for k, v in study.fields(quick).items()))
 
 
 def _alignment(alignment: dict, plot: str) -> str:
@@ -42,7 +50,9 @@ def _confirmation(result) -> str:
           + markdown_table(['seed', 'MI estimate', 'truth', 'relative error'], rows) + '\n')
 
 
-def report(verdicts, alignment, results, chosen, plots, *, quick: bool, jobs: int, workdir: str) -> str:
+def report(verdicts, alignment, results, plots, *, quick: bool, jobs: int, workdir: str) -> str:
+  """The page: the claims, then each section's sweeps (``results``: ``{study: SweepResult}`` and
+  ``{MutualInformationStudies: SweepResult}`` for the confirmations), tables and plots."""
   total = sum(r.wall_s for r in results.values()) + (alignment['wall_s'] if alignment else 0.0)
   estimated = not all(r.wall_measured for r in results.values())
   head = ('# Results: N²CE against its neighbours\n\n'
@@ -58,16 +68,17 @@ def report(verdicts, alignment, results, chosen, plots, *, quick: bool, jobs: in
   sections = {}
   if alignment:
     sections['a'] = [_alignment(alignment, plots['alignment'])]
-  for name, result in results.items():
-    if name in chosen:
-      benchmark = chosen[name]
-      sections.setdefault(benchmark.section, []).append(
+  for key, result in results.items():
+    if isinstance(key, Study):
+      name = key.name
+      sections.setdefault(key.section, []).append(
           f'**{name}** ({"" if result.wall_measured else "about "}{result.wall_s:.0f} s to run, {jobs} '
-          f'jobs at a time)\n\n`{sweep_command(benchmark, quick, workdir)}`\n\n{result.table}\n'
-          + ''.join(f'![{name}]({path})\n' for key, path in plots.items() if key == name or
-                    key.startswith(f'{name}/')))
-    else:  # a confirmation of the MI section
-      sections.setdefault('d', []).append(f'**{name}**\n\n{_confirmation(result)}')
+          f'jobs at a time)\n\n`{sweep_command(key, quick, workdir)}`\n\n{result.table}\n'
+          + ''.join(f'![{name}]({path})\n' for plot, path in plots.items() if plot == name or
+                    plot.startswith(f'{name}/')))
+    else:  # the confirmation of one (d, MI)'s best cell
+      sections.setdefault('d', []).append(f'**d = {key.dim}: the best cell on seeds 1..**\n\n'
+                                          f'{_confirmation(result)}')
   for key, path in plots.items():
     if key.startswith('section/'):  # the figure that decides the section's claims comes first
       sections.setdefault(key.removeprefix('section/'), []).insert(0, f'![{key}]({path})\n')

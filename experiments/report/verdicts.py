@@ -5,6 +5,10 @@ import dataclasses
 
 REPRODUCED, REFUTED, INCONCLUSIVE = 'reproduced', 'refuted', 'inconclusive'
 OUTCOMES = (REPRODUCED, REFUTED, INCONCLUSIVE)
+# What a claim is: the paper's own, the project's hypothesis about the method, or an issue's goal
+# for a benchmark. Each has its own table: a goal missed is not the paper refuted.
+PAPER, HYPOTHESIS, GOAL = 'paper', 'hypothesis', 'goal'
+KINDS = {PAPER: "The paper's claims", HYPOTHESIS: "The project's hypotheses", GOAL: "The benchmarks' goals"}
 MARKS = {REPRODUCED: 'reproduced', REFUTED: '**refuted**', INCONCLUSIVE: '*inconclusive*'}
 
 
@@ -16,10 +20,13 @@ class Verdict:
   numbers: dict = dataclasses.field(default_factory=dict)  # the numbers the test read, by name
   evidence: str = ''  # the numbers in a sentence
   reason: str = ''    # why it came out so, when the outcome alone does not say (inconclusive)
+  kind: str = PAPER   # PAPER | HYPOTHESIS | GOAL
 
   def __post_init__(self):
     if self.verdict not in OUTCOMES:
       raise ValueError(f'verdict={self.verdict!r} is invalid; allowed values: {", ".join(OUTCOMES)}')
+    if self.kind not in KINDS:
+      raise ValueError(f'kind={self.kind!r} is invalid; allowed values: {", ".join(KINDS)}')
 
   def __str__(self) -> str:
     return self.verdict + (f': {self.reason}' if self.reason else '')

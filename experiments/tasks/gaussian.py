@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.core.checks import number
+from experiments.core.checks import boolean, number
 from experiments.core.task import Task
 from experiments.tasks.common.likelihood import estimate_likelihood
 from experiments.tasks.common.ratio import data_keys, exact_log_z, log_ratio, make_objective, ratio_parts
@@ -13,6 +13,7 @@ from nnce_jax import closed_form, models, noise
 
 def check(config) -> None:
   number(config, 'data.dim', low=1, integer=True)
+  boolean(config, 'data.fixed_noise')
 
 
 def _true_gaussian(key, dim):
@@ -44,7 +45,11 @@ def build(config) -> Task:
   def sample_data(key, n):
     return x_train[jax.random.randint(key, (n,), 0, config.data.num_train)]
 
-  model, params, loss_fn, sample_batch = ratio_parts(config, base, sample_data, dim=d)
+  pool = None
+  if config.data.fixed_noise:  # nu * n noise points, drawn once: the finite-sample estimator
+    pool_size = config.objective.noise_ratio * config.data.num_train
+    pool = noise.FixedSample(base.sample(jax.random.fold_in(noise_key, 1), (pool_size,)))
+  model, params, loss_fn, sample_batch = ratio_parts(config, base, sample_data, dim=d, noise_source=pool)
   objective = make_objective(config)
   kl = closed_form.gaussian_kl(true_mean, true_cov, np.zeros(d), np.eye(d))
 

@@ -25,15 +25,16 @@ def make_objective(config) -> objectives.Objective:
                                    num_candidates=o.num_candidates, l2_penalty=o.l2_penalty)
 
 
-def ratio_parts(config, base, sample_data, dim: int):
+def ratio_parts(config, base, sample_data, dim: int, noise_source=None):
   """The model, its initial params, the training loss and the batch sampler of a
-  ratio-estimation task; ``sample_data(key, n) -> [n, d]``."""
+  ratio-estimation task; ``sample_data(key, n) -> [n, d]``; the batches' noise comes from
+  ``noise_source`` (default ``base``: fresh draws every step)."""
   model = make_model(config, base)
   init_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
   params = model.init(init_key, jnp.zeros((1, dim)))
   objective = make_objective(config)
   loss_fn = estimation.make_ratio_loss(model.apply, objective)
-  sample_batch = estimation.make_ratio_sampler(sample_data, base, objective.noise_per_data,
+  sample_batch = estimation.make_ratio_sampler(sample_data, noise_source or base, objective.noise_per_data,
                                                config.train.batch_size)
   return model, params, loss_fn, sample_batch
 
