@@ -224,3 +224,18 @@ def test_long_run_page_reads_runs_as_far_as_they_got(tmp_path):
   assert 'at iteration 2000' in text and 'AUPRC +0.100' in text and 'positive at 2 of 2' in text
   assert os.path.getsize(anomaly_long.curves(1, evals, str(tmp_path / 'stage1.png'))) > 0
   assert anomaly_long.evaluations(str(tmp_path / 'absent')) == []
+
+
+def test_anomaly_claims_are_verdicts_on_paired_auprc():
+  from experiments.report import anomaly
+
+  def runs(auprc):  # {class: [one seed's metrics per value]}
+    return {label: [{'auprc': a + 0.01 * label, 'auroc': a} for a in auprc] for label in (1, 4)}
+  metrics = {'mle': runs([0.60, 0.62, 0.61]), 'nce': runs([0.70, 0.71, 0.69]),
+             'noisier_nce_k1': runs([0.70, 0.72, 0.69]), 'noisier_nce_k3': runs([0.90, 0.93, 0.91])}
+  rows, verdicts = anomaly.comparisons('mnist5k', [1, 4], metrics, None)
+  found = {v.claim.split(' (mnist5k')[0]: v for v in verdicts}
+  assert str(found['N²CE (K = 3) detects anomalies better than NCE']) == 'reproduced'
+  assert str(found['N²CE (K = 1) detects anomalies better than NCE']) == 'inconclusive: the interval holds 0'
+  assert found['N²CE (K = 3) detects anomalies better than the MLE prior'].kind == 'hypothesis'
+  assert len(rows) == 2 * len(verdicts)  # AUPRC and AUROC rows; no short-run comparison when none ran

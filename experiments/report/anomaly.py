@@ -24,6 +24,8 @@ from experiments.core.checks import ConfigError, parse_overrides, set_fields
 from experiments.core.metrics import read_metrics
 from experiments.core.tables import markdown_table, mean_std
 from experiments.report import driver, statistics
+from experiments.report.render import claims_table
+from experiments.report.verdicts import HYPOTHESIS, PAPER, Verdict, decide
 from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import flag_value
 from experiments.tasks.common.image_data import open_dataset
@@ -192,9 +194,10 @@ def dataset_section(dataset, labels, metrics, short_run) -> str:
                 + ([f'{np.mean([PAPER_AUPRC[v][c] for c in labels if c in PAPER_AUPRC[v]] or [np.nan]):.3f}'
                     for v in PAPER_AUPRC] if paper else []))
     lines += [f'\n### {title}, mean ± std over seeds\n', markdown_table(head, rows)]
+  rows, verdicts = comparisons(dataset, labels, metrics, short_run)
   lines += ['\n### Paired comparisons (every class and seed a pair; t test on the differences)\n',
-            markdown_table(['comparison', 'metric', 'mean difference [95% CI]', 'pairs', 'p-value'],
-                           comparisons(labels, metrics, short_run))]
+            markdown_table(['comparison', 'metric', 'mean difference [95% CI]', 'pairs', 'p-value'], rows),
+            '\n### The claims on this dataset\n', claims_table(verdicts)]
   runs_by_name = {names[v]: metrics[v] for v in names}
   if short_run:  # beside DAMC on the same classes
     named = ', '.join(map(str, short_run))
@@ -214,19 +217,34 @@ def _pairs(labels, a, b, key):
   return [x[key] for c in labels for x in a[c]], [y[key] for c in labels for y in b[c]]
 
 
-def comparisons(labels, metrics, short_run) -> list[list[str]]:
-  rows = []
-  for name, a, b in (('N²CE K = 3 − NCE', metrics['noisier_nce_k3'], metrics['nce']),
-                     ('N²CE K = 1 − NCE', metrics['noisier_nce_k1'], metrics['nce']),
-                     ('N²CE K = 3 − MLE', metrics['noisier_nce_k3'], metrics['mle']),
-                     ('DAMC − short-run (N²CE K = 3)', metrics['noisier_nce_k3'], short_run)):
+# The claims judged on each dataset: (comparison, a, b, claim, kind); a − b in AUPRC above 0 reproduces.
+CLAIMS = (
+    ('N²CE K = 3 − NCE', 'noisier_nce_k3', 'nce', 'N²CE (K = 3) detects anomalies better than NCE', PAPER),
+    ('N²CE K = 1 − NCE', 'noisier_nce_k1', 'nce', 'N²CE (K = 1) detects anomalies better than NCE', PAPER),
+    ('N²CE K = 3 − MLE', 'noisier_nce_k3', 'mle', 'N²CE (K = 3) detects anomalies better than the MLE prior',
+     HYPOTHESIS),
+    ('DAMC − short-run (N²CE K = 3)', 'noisier_nce_k3', 'short_run',
+     'DAMC detects anomalies better than short-run Langevin (N²CE K = 3)', HYPOTHESIS))
+
+
+def comparisons(dataset, labels, metrics, short_run) -> tuple[list[list[str]], list[Verdict]]:
+  """The paired comparisons' rows (AUPRC and AUROC; every class and seed a pair) and the
+  verdicts on AUPRC (paired 95% t interval of a − b above 0: reproduced, below: refuted)."""
+  rows, verdicts = [], []
+  for name, first, second, claim, kind in CLAIMS:
+    a, b = metrics[first], short_run if second == 'short_run' else metrics[second]
     if b is None:
       continue
     for key in ('auprc', 'auroc'):
       x, y = _pairs([c for c in labels if c in b], a, b, key)
       interval = statistics.paired(x, y)
       rows.append([name, key.upper(), str(interval), str(len(x)), f'{statistics.paired_p_value(x, y):.3g}'])
-  return rows
+      if key == 'auprc':
+        verdicts.append(Verdict(
+            f'{claim} ({dataset}, AUPRC selected on validation normals)', decide(interval.sign),
+            f'{name} AUPRC over every class and seed, paired 95% t interval above 0', {'mean': interval.mean},
+            str(interval), 'the interval holds 0' if interval.sign == 0 else '', kind=kind))
+  return rows, verdicts
 
 
 def diagnostics(labels, runs_by_name) -> list[list[str]]:
