@@ -223,8 +223,9 @@ def _optimum_bound(alignment, results):
   return [Verdict(
       f'(b) The best M is bounded, M* ≲ C√n with C = {BOUND_C:g} (Prop. 3.3)', verdict,
       f'M* picked on the selection seeds lies within {BOUND_C:g}√n at every n, and on the judging seeds no M '
-      f'beyond the bound beats the best M within it (paired, {level:.1%} intervals, Bonferroni over the '
-      f'{above_count} magnitudes beyond it); one that does refutes',
+      'beyond the bound beats the best M within it'
+      + (f' (paired, {level:.1%} intervals, Bonferroni over the {above_count} magnitudes beyond it); one '
+         'that does refutes' if above_count else ' (the grid has no M beyond it)'),
       {'sizes': sizes}, '; '.join(parts), reason)]
 
 

@@ -32,7 +32,7 @@ from absl import app, flags
 
 from experiments.configs import sid_images, sid_toy2d
 from experiments.core import plotting
-from experiments.core.checks import ConfigError, parse_overrides, set_fields
+from experiments.core.checks import ConfigError, parse_overrides
 from experiments.core.metrics import read_metrics
 from experiments.core.tables import markdown_table, mean_std
 from experiments.report import driver, statistics
@@ -45,10 +45,10 @@ from experiments.report.sampler_runs import (
   curve,
   iterations_to,
   kind_of,
+  students,
   train_teacher,
 )
 from experiments.report.verdicts import INCONCLUSIVE, REFUTED, REPRODUCED, Verdict, decide
-from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import flag_value
 from experiments.tasks.common import image_data
 from experiments.tasks.common.samplers import REFERENCE_STEPS
@@ -62,7 +62,7 @@ WINDOW = 5  # evaluations averaged: the final quality, and the trailing mean a r
 @dataclasses.dataclass(frozen=True)
 class Setting:
   """A kind of dataset's SiD runs: config, the metric judged (lower is better) and the other columns."""
-  config_file: str
+  config: str  # module of experiments/configs
   get_config: object
   metric: str
   title: str
@@ -70,9 +70,9 @@ class Setting:
   quick: dict
 
 
-SETTINGS = {TOY: Setting('experiments/configs/sid_toy2d.py', sid_toy2d.get_config, TOY.metric, TOY.title,
+SETTINGS = {TOY: Setting('sid_toy2d', sid_toy2d.get_config, TOY.metric, TOY.title,
                          {'mmd': 'MMD', 'modes_covered': 'modes'}, TOY.quick),
-            IMAGES: Setting('experiments/configs/sid_images.py', sid_images.get_config, IMAGES.metric,
+            IMAGES: Setting('sid_images', sid_images.get_config, IMAGES.metric,
                             IMAGES.title, {'kid': 'KID', 'class_kl': 'class KL'}, {**QUICK, **IMAGE_QUICK})}
 # The paper's CIFAR-10 FIDs (iterations): {variant: (unconditional, conditional)}.
 PUBLISHED = {'adversarial': ('1.50 (30K)', '1.40 (50K)'), 'nce': ('1.53 (30K)', '1.46 (30K)'),
@@ -81,10 +81,8 @@ PUBLISHED = {'adversarial': ('1.50 (30K)', '1.40 (50K)'), 'nce': ('1.53 (30K)', 
 
 def distil(setting, dataset, teacher_dir, seeds, workdir, overrides) -> tuple[dict, float]:
   """``({variant: [curve per seed]}, seconds)``: the four variants on ``seeds`` seeds."""
-  fields = {**overrides, 'data.dataset': dataset, 'teacher.workdir': os.path.abspath(teacher_dir)}
-  result = run_sweep(set_fields(setting.get_config(), fields), {'sid.real_term': list(VARIANTS)},
-                     seeds=seeds, workdir=workdir,
-                     executor=Subprocesses(setting.config_file, fields, driver.JOBS.value))
+  result = students(setting.config, dataset, teacher_dir, {'sid.real_term': list(VARIANTS)}, seeds,
+                    overrides, workdir, driver.JOBS.value)
   return {v: [curve(s, setting.metric) for s in result.cell(real_term=v)] for v in VARIANTS}, result.wall_s
 
 

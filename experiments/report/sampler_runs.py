@@ -8,16 +8,15 @@ import os
 import numpy as np
 
 from experiments.configs import ddpm_images, ddpm_toy2d, dxmi_images, dxmi_toy2d
-from experiments.core.checks import set_fields
 from experiments.core.metrics import read_metrics
-from experiments.sweep import Subprocesses, run_sweep
+from experiments.report.study import Study
 from experiments.tasks.common import image_data
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # compared and hashed by identity: TOY, IMAGES
 class Kind:
-  """2-D densities or images: their configs, the metric judged on (lower is better), the other
-  columns of the tables (``{metric: title}``) and the quick settings."""
+  """2-D densities or images: their config modules (the teacher's, DxMI's), the metric judged on
+  (lower is better), the other columns of the tables (``{metric: title}``) and the quick settings."""
   teacher_config: str
   config: str
   teacher_defaults: object
@@ -34,7 +33,7 @@ class Kind:
 DIAGNOSTICS = {'energy_auroc': 'energy AUROC', 'mean_sigma': 'mean sigma'}
 QUICK = {'train.num_steps': 20, 'train.steps_per_dispatch': 10, 'train.sync_every': 10,
          'train.eval_every': 10, 'train.log_every': 10, 'train.checkpoint_every': 20}
-TOY = Kind('experiments/configs/ddpm_toy2d.py', 'experiments/configs/dxmi_toy2d.py', ddpm_toy2d.get_config,
+TOY = Kind('ddpm_toy2d', 'dxmi_toy2d', ddpm_toy2d.get_config,
            dxmi_toy2d.get_config, 'sliced_w2', 'sliced W2',
            {'mmd': 'MMD', 'modes_covered': 'modes', **DIAGNOSTICS},
            {'train.num_steps': 200, 'train.eval_every': 200, 'train.log_every': 100,
@@ -42,7 +41,7 @@ TOY = Kind('experiments/configs/ddpm_toy2d.py', 'experiments/configs/dxmi_toy2d.
            {**QUICK, 'data.num_test': 500})
 IMAGE_QUICK = {'teacher.hidden': (64,), 'judge.num_steps': 100, 'judge.num_samples': 200,
                 'judge.num_train': 500, 'data.num_test': 200}
-IMAGES = Kind('experiments/configs/ddpm_images.py', 'experiments/configs/dxmi_images.py',
+IMAGES = Kind('ddpm_images', 'dxmi_images',
               ddpm_images.get_config, dxmi_images.get_config, 'frechet_distance', 'FD',
               {'kid': 'KID', 'class_kl': 'class KL', **DIAGNOSTICS},
               {'train.num_steps': 100, 'train.eval_every': 100, 'train.log_every': 100,
@@ -57,12 +56,20 @@ def kind_of(dataset: str) -> Kind:
 def train_teacher(dataset, teachers_dir, quick) -> tuple[str, float]:
   """``(run_dir, seconds)``: the dataset's teacher, trained once in ``teachers_dir/<dataset>`` (then
   reused by every report that distils or fine-tunes it)."""
-  workdir = os.path.join(teachers_dir, dataset)
   kind = kind_of(dataset)
-  fields = {'data.dataset': dataset, **(kind.quick_teacher if quick else {})}
-  result = run_sweep(set_fields(kind.teacher_defaults(), fields), {}, seeds=1, workdir=workdir,
-                     executor=Subprocesses(kind.teacher_config, fields, 1))
+  teacher = Study(dataset, kind.teacher_config, {}, 1, {'data.dataset': dataset}, kind.quick_teacher,
+                  home=teachers_dir)
+  result = teacher.run(quick, teachers_dir, 1)
   return result.runs[0].run_dir, result.wall_s
+
+
+def students(config: str, dataset: str, teacher_dir: str, grid: dict, seeds: int, overrides: dict,
+             workdir: str, jobs: int):
+  """The sweep of ``grid`` x ``seeds`` of a student config (DxMI, SiD) on ``dataset``'s teacher
+  run (``overrides`` already hold the quick fields), run in ``workdir``."""
+  fields = {**overrides, 'data.dataset': dataset, 'teacher.workdir': os.path.abspath(teacher_dir)}
+  study = Study(os.path.basename(workdir), config, grid, seeds, fields, home=os.path.dirname(workdir))
+  return study.run(False, workdir, jobs)
 
 
 def curve(summary: dict, metric: str) -> dict:

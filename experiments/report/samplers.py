@@ -36,11 +36,11 @@ from experiments.report.sampler_runs import (  # noqa: F401
   curve,
   iterations_to,
   kind_of,
+  students,
   train_teacher,
 )
 from experiments.report.verdicts import INCONCLUSIVE, REFUTED, REPRODUCED, Verdict
 from experiments.run.training import check_config, run
-from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import flag_value
 from experiments.tasks.common import image_data
 from experiments.tasks.common.samplers import THRESHOLD_STEPS
@@ -126,10 +126,8 @@ def teacher_section(dataset, found, figures_dir) -> str:
 
 def fine_tune(dataset, steps, teacher_dir, losses, seeds, workdir, overrides):
   kind = kind_of(dataset)
-  fields = {**overrides, 'data.dataset': dataset, 'teacher.workdir': os.path.abspath(teacher_dir),
-            'sampler.num_steps': steps}
-  result = run_sweep(set_fields(kind.defaults(), fields), {'energy.loss': losses}, seeds=seeds,
-                     workdir=workdir, executor=Subprocesses(kind.config, fields, driver.JOBS.value))
+  result = students(kind.config, dataset, teacher_dir, {'energy.loss': losses}, seeds,
+                    {**overrides, 'sampler.num_steps': steps}, workdir, driver.JOBS.value)
   return {loss: [curve(s, kind.metric) for s in result.cell(loss=loss)] for loss in losses}, result.wall_s
 
 
