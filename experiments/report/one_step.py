@@ -173,6 +173,9 @@ def section(setting, dataset, curves, figures_dir) -> tuple[str, dict]:
            markdown_table(head, rows), '\n### The claims, paired by seed\n',
            markdown_table(['comparison', 'on', 'mean difference [CI]', 'outcome'], rows_a + rows_b),
            f'\n(a) {verdict_a}; (b) {verdict_b}.\n', chance_note(accuracies),
+           'The discriminator accuracy is each classifier\'s own decision on its training batch: s > 0 '
+           'for SiD²A and NCE, s > log M for N²CE, which calls a point data only where the ratio exceeds '
+           'M = 50, so its 0.5 says no ratio reached 50, not that its term is silent.\n',
            f'![{dataset} curves]({plot_curves(setting, dataset, curves, figures_dir)})']
   for variant, runs in curves.items():
     if runs[0]['png'] and os.path.exists(runs[0]['png']):
