@@ -42,6 +42,7 @@ from experiments.report.sampler_runs import (
   QUICK,
   TOY,
   censored,
+  chosen_datasets,
   curve,
   iterations_to,
   kind_of,
@@ -50,9 +51,7 @@ from experiments.report.sampler_runs import (
 )
 from experiments.report.verdicts import INCONCLUSIVE, REFUTED, REPRODUCED, Verdict, decide
 from experiments.sweep.grid import flag_value
-from experiments.tasks.common import image_data
 from experiments.tasks.common.samplers import REFERENCE_STEPS
-from nnce_jax.data import toy2d
 
 VARIANTS = {'none': 'SiD', 'adversarial': 'SiD²A (adversarial)', 'nce': 'SiD + NCE (M = 1)',
             'noisier_nce': 'SiD + N²CE (M = 50)'}
@@ -232,12 +231,7 @@ def main(argv):
   workdir, output = driver.paths('sid', 'docs/sid.md')
   given = flags.FLAGS
   try:
-    allowed = toy2d.DATASETS + image_data.DATASETS
-    if bad := [d for d in given.datasets if d not in allowed]:
-      raise ConfigError(f'--datasets={",".join(bad)} is invalid; allowed values: {", ".join(allowed)}')
-    datasets = given.datasets
-    if quick:  # one dataset of each kind asked for
-      datasets = [d for i, d in enumerate(datasets) if kind_of(d) not in map(kind_of, datasets[:i])]
+    datasets = chosen_datasets(given.datasets, quick)
     seeds, overrides = {}, {}
     for kind, seeds_flag, override_flag in ((TOY, 'seeds', 'override'),
                                             (IMAGES, 'image_seeds', 'image_override')):

@@ -8,9 +8,11 @@ import os
 import numpy as np
 
 from experiments.configs import ddpm_images, ddpm_toy2d, dxmi_images, dxmi_toy2d
+from experiments.core.checks import ConfigError
 from experiments.core.metrics import read_metrics
 from experiments.report.study import Study
 from experiments.tasks.common import image_data
+from nnce_jax.data import toy2d
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # compared and hashed by identity: TOY, IMAGES
@@ -57,8 +59,7 @@ def train_teacher(dataset, teachers_dir, quick) -> tuple[str, float]:
   """``(run_dir, seconds)``: the dataset's teacher, trained once in ``teachers_dir/<dataset>`` (then
   reused by every report that distils or fine-tunes it)."""
   kind = kind_of(dataset)
-  teacher = Study(dataset, kind.teacher_config, {}, 1, {'data.dataset': dataset}, kind.quick_teacher,
-                  home=teachers_dir)
+  teacher = Study(dataset, kind.teacher_config, {}, 1, {'data.dataset': dataset}, kind.quick_teacher)
   result = teacher.run(quick, teachers_dir, 1)
   return result.runs[0].run_dir, result.wall_s
 
@@ -68,8 +69,19 @@ def students(config: str, dataset: str, teacher_dir: str, grid: dict, seeds: int
   """The sweep of ``grid`` x ``seeds`` of a student config (DxMI, SiD) on ``dataset``'s teacher
   run (``overrides`` already hold the quick fields), run in ``workdir``."""
   fields = {**overrides, 'data.dataset': dataset, 'teacher.workdir': os.path.abspath(teacher_dir)}
-  study = Study(os.path.basename(workdir), config, grid, seeds, fields, home=os.path.dirname(workdir))
-  return study.run(False, workdir, jobs)
+  study = Study(os.path.basename(workdir), config, grid, seeds, fields)
+  return study.run(False, os.path.dirname(workdir), jobs)
+
+
+def chosen_datasets(names: list[str], quick: bool) -> list[str]:
+  """``names`` checked against the 2-D densities and image datasets; ``quick`` keeps the first of
+  each kind asked for."""
+  allowed = toy2d.DATASETS + image_data.DATASETS
+  if bad := [d for d in names if d not in allowed]:
+    raise ConfigError(f'--datasets={",".join(bad)} is invalid; allowed values: {", ".join(allowed)}')
+  if quick:
+    return [d for i, d in enumerate(names) if kind_of(d) not in map(kind_of, names[:i])]
+  return list(names)
 
 
 def curve(summary: dict, metric: str) -> dict:

@@ -33,6 +33,7 @@ from experiments.report.sampler_runs import (  # noqa: F401
   IMAGES,
   TOY,
   censored,
+  chosen_datasets,
   curve,
   iterations_to,
   kind_of,
@@ -42,10 +43,8 @@ from experiments.report.sampler_runs import (  # noqa: F401
 from experiments.report.verdicts import INCONCLUSIVE, REFUTED, REPRODUCED, Verdict
 from experiments.run.training import check_config, run
 from experiments.sweep.grid import flag_value
-from experiments.tasks.common import image_data
 from experiments.tasks.common.samplers import THRESHOLD_STEPS
 from nnce_jax import dxmi
-from nnce_jax.data import toy2d
 
 _DATASETS = flags.DEFINE_list('datasets', ['8gaussians', 'checkerboard', 'mnist5k', 'fashion_mnist'],
                               'Toy densities and 28x28 image datasets.')
@@ -65,9 +64,7 @@ PUBLISHED_FID = {'CIFAR-10': (3.93, 2.99), 'ImageNet 64': (2.69, 2.23)}
 
 def chosen(quick: bool) -> tuple[list[str], dict, dict, list[str]]:
   """``(datasets, {kind: [T, ...]}, {kind: {T: seeds}}, losses)`` from the flags."""
-  allowed = toy2d.DATASETS + image_data.DATASETS
-  if bad := [d for d in _DATASETS.value if d not in allowed]:
-    raise ConfigError(f'--datasets={",".join(bad)} is invalid; allowed values: {", ".join(allowed)}')
+  datasets = chosen_datasets(_DATASETS.value, quick)
   steps, seeds = {}, {}
   for kind, flag, seed_flag in ((TOY, _NUM_STEPS, _SEEDS), (IMAGES, _IMAGE_NUM_STEPS, _IMAGE_SEEDS)):
     if bad := [t for t in flag.value if not t.isdigit() or int(t) < 1]:
@@ -82,9 +79,6 @@ def chosen(quick: bool) -> tuple[list[str], dict, dict, list[str]]:
     seeds[kind] = {t: 2 if quick else per_step[t] for t in steps[kind]}
   if bad := [loss for loss in _LOSSES.value if loss not in dxmi.ENERGY_LOSSES]:
     raise ConfigError(f'--losses={",".join(bad)} is invalid; allowed values: {", ".join(dxmi.ENERGY_LOSSES)}')
-  datasets = list(_DATASETS.value)
-  if quick:  # one dataset of each kind asked for
-    datasets = [d for i, d in enumerate(datasets) if kind_of(d) not in map(kind_of, datasets[:i])]
   return datasets, steps, seeds, list(_LOSSES.value)
 
 

@@ -30,7 +30,6 @@ class Study:
   first_seed: int = 0
   needs: dict = dataclasses.field(default_factory=dict)  # {field: Study of one run}: its run directory
   section: str = ''  # where its table goes in the report
-  home: str = ''     # a directory of its own instead of the report's (the shared teachers)
 
   @property
   def config_file(self) -> str:
@@ -55,7 +54,7 @@ class Study:
       fields[field] = os.path.abspath(done[needed].runs[0].run_dir)
     config = set_fields(importlib.import_module(f'experiments.configs.{self.config}').get_config(), fields)
     return run_sweep(config, self.grid_for(quick), seeds=self.seeds_for(quick),
-                     workdir=os.path.join(self.home or workdir, self.name),
+                     workdir=os.path.join(workdir, self.name),
                      executor=Subprocesses(self.config_file, fields, jobs))
 
   def __repr__(self) -> str:
