@@ -18,6 +18,7 @@ AUPRC, the prior term's AUPRC, the reconstruction error and the chasm against it
 import os
 import sys
 import time
+from concurrent import futures
 
 import numpy as np
 from absl import app, flags
@@ -76,18 +77,20 @@ def run_dir(workdir: str, stage: int, run: str) -> str:
 
 
 def train(stage: int, steps: int, quick: bool, workdir: str) -> tuple[dict, float]:
-  """``({run: run_dir}, seconds of runs)``: the stage's runs one after another (``--jobs`` at a
-  time within each)."""
+  """``({run: run_dir}, seconds of runs)``: the stage's runs, ``--jobs`` of them at a time."""
   _, _, runs, _ = STAGES[stage]
-  dirs, wall = {}, 0.0
-  for run in runs:  # one sweep each: a run's fields differ by more than one grid axis
+
+  def train_run(run: str):  # one sweep each: a run's fields differ by more than one grid axis
     fields = run_fields(stage, run, steps, quick)
-    result = run_sweep(set_fields(mnist_lebm.get_config(), fields), {}, seeds=1,
-                       workdir=os.path.join(workdir, f'stage{stage}', run),
-                       executor=Subprocesses(CONFIG, fields, driver.JOBS.value))
-    dirs[run], wall = result.runs[0].run_dir, wall + result.wall_s
-    assert dirs[run] == run_dir(workdir, stage, run)
-  return dirs, wall
+    return run_sweep(set_fields(mnist_lebm.get_config(), fields), {}, seeds=1,
+                     workdir=os.path.join(workdir, f'stage{stage}', run),
+                     executor=Subprocesses(CONFIG, fields, 1))
+
+  with futures.ThreadPoolExecutor(max_workers=driver.JOBS.value) as pool:
+    results = dict(zip(runs, pool.map(train_run, runs)))
+  dirs = {run: result.runs[0].run_dir for run, result in results.items()}
+  assert all(path == run_dir(workdir, stage, run) for run, path in dirs.items())
+  return dirs, sum(result.wall_s for result in results.values())
 
 
 def evaluations(path: str) -> list[dict]:
