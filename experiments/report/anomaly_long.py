@@ -60,6 +60,8 @@ CURVES = (('auprc', 'AUPRC (average precision)'), ('auprc_prior', "the prior ter
 _STAGES = flags.DEFINE_list('stages', ['1', '2'], 'Stages to run: 1 (digit 4, DAMC vs short-run), '
                             '2 (digit 1, NCE vs N²CE).')
 _STEPS = flags.DEFINE_integer('steps', 20000, 'Iterations per run (a finished run asked for more resumes).')
+_RUNS = flags.DEFINE_list('runs', [], 'Train only these runs of the stages (damc, short_run, noisier_nce_k3, '
+                          'nce; default all); the others show as far as they got.')
 _RENDER_ONLY = flags.DEFINE_bool('render_only', False, 'Write the page from the evaluations logged so far, '
                                  'training nothing (runs still under way show as far as they got).')
 
@@ -77,8 +79,9 @@ def run_dir(workdir: str, stage: int, run: str) -> str:
 
 
 def train(stage: int, steps: int, quick: bool, workdir: str) -> tuple[dict, float]:
-  """``({run: run_dir}, seconds of runs)``: the stage's runs, ``--jobs`` of them at a time."""
-  _, _, runs, _ = STAGES[stage]
+  """``({run: run_dir}, seconds of runs)``: the stage's runs (those of ``--runs``), ``--jobs`` of
+  them at a time."""
+  runs = [run for run in STAGES[stage][2] if not _RUNS.value or run in _RUNS.value]
 
   def train_run(run: str):  # one sweep each: a run's fields differ by more than one grid axis
     fields = run_fields(stage, run, steps, quick)
@@ -88,9 +91,9 @@ def train(stage: int, steps: int, quick: bool, workdir: str) -> tuple[dict, floa
 
   with futures.ThreadPoolExecutor(max_workers=driver.JOBS.value) as pool:
     results = dict(zip(runs, pool.map(train_run, runs)))
-  dirs = {run: result.runs[0].run_dir for run, result in results.items()}
-  assert all(path == run_dir(workdir, stage, run) for run, path in dirs.items())
-  return dirs, sum(result.wall_s for result in results.values())
+  assert all(result.runs[0].run_dir == run_dir(workdir, stage, run) for run, result in results.items())
+  return ({run: run_dir(workdir, stage, run) for run in STAGES[stage][2]},
+          sum(result.wall_s for result in results.values()))
 
 
 def evaluations(path: str) -> list[dict]:
@@ -172,6 +175,9 @@ def main(argv):
   steps = 20 if quick else _STEPS.value
   if bad := [s for s in _STAGES.value if not s.isdigit() or int(s) not in STAGES]:
     sys.exit(f'Invalid flag: --stages={",".join(bad)} is invalid; allowed values: 1, 2')
+  if bad := [r for r in _RUNS.value if not any(r in runs for _, _, runs, _ in STAGES.values())]:
+    sys.exit(f'Invalid flag: --runs={",".join(bad)} is invalid; allowed values: damc, short_run, '
+             'noisier_nce_k3, nce')
   if steps < 1:
     sys.exit(f'Invalid flag: --steps={steps} is invalid; it must be >= 1')
   started, wall, sections = time.perf_counter(), 0.0, []
