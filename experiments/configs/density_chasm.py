@@ -8,10 +8,7 @@ from experiments.configs import common
 
 
 def get_config():
-  config = common.base_config()
-  config.task = 'density_chasm'
-  config.compare = 'nce,noisier_nce'
-  config.num_seeds = 3
+  config = common.add_likelihood(common.ratio_config('density_chasm'))
   config.data.sigma = 1e-3       # > 0: data standard deviation
   config.data.num_train = 10000  # TRE's sample size
   config.data.num_test = 10000
