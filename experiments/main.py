@@ -13,12 +13,12 @@ same command to resume. A work directory holds one config: another is refused un
 
 import logging as python_logging
 import os
-import re
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments.core import cli
 from experiments.core.checks import ConfigError
 from experiments.run.training import run
 from experiments.run.workdir import DIVERGED_FILE, WorkdirConflict, open_workdir, record_divergence
@@ -30,21 +30,10 @@ from nnce_jax.train import Preempted
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, what schedulers expect of a terminated job
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), 'configs', 'density_chasm.py')
-
-
-def _refuse_override(error: Exception, argv: list[str]):
-  """Exits naming the ``--config.FIELD=`` override whose field (or section) the config lacks."""
-  field = re.search(r'\w+', str(error)).group()
-  flag = next((a.split('=')[0] for a in argv if a.startswith('--config.') and f'.{field}' in a), field)
-  hint = re.search(r'Did you mean "\w+"', str(error))
-  sys.exit(f'Invalid config override {flag}: the config has no field {field!r}'
-           + (f'. {hint.group()}?' if hint else ' (the task does not read it)'))
-
-
 try:  # ml_collections applies --config.FIELD=... to the default config here, at definition
   _CONFIG = config_flags.DEFINE_config_file('config', _DEFAULT_CONFIG, 'Experiment config file.')
 except (AttributeError, KeyError) as error:
-  _refuse_override(error, sys.argv)
+  cli.refuse_override(error, sys.argv)
 _GRID = flags.DEFINE_multi_string('grid', [], 'FIELD=V1,V2,...; repeat for a product grid: every cell x '
                                   'seed runs here, side by side on the same seeds.')
 _SEEDS = flags.DEFINE_integer('seeds', 1, 'With --grid: seeds config.seed .. config.seed + seeds - 1 '
@@ -69,16 +58,6 @@ def _own_info_only(record) -> bool:
   """Keeps INFO lines from this project; Orbax and XLA log several per checkpoint."""
   own = any(part in record.pathname for part in ('/nnce_jax/', '/experiments/'))
   return record.levelno >= python_logging.WARNING or own  # absl's WARNING is -1
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-  """absl's parse, with an override of a field (or section) the config lacks refused in one line."""
-  try:
-    return flags.FLAGS(argv)
-  except (AttributeError, KeyError) as error:  # and to a --config file's here
-    _refuse_override(error, argv)
-  except flags.Error as error:
-    sys.exit(f'FATAL Flags parsing error: {error}')
 
 
 def main(argv):
@@ -136,4 +115,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)
