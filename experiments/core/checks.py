@@ -10,7 +10,6 @@ from nnce_jax.objectives import OBJECTIVES
 from nnce_jax.parallel import BACKENDS
 from nnce_jax.schedules import SCHEDULES
 
-MODELS = RATIO_MODELS
 OPTIMIZERS = ('adam', 'sgd')
 LEARNING_RATE_SCHEDULES = ('constant', 'cosine')
 MAX_MAGNITUDE = 1e12
@@ -152,7 +151,7 @@ def _check_ratio(config):
   number(config, 'objective.num_stages', low=1, integer=True)
   number(config, 'objective.l2_penalty', low=0)
 
-  one_of(config, 'model.name', MODELS)
+  one_of(config, 'model.name', RATIO_MODELS)
   if config.model.name == 'mlp':
     widths(config, 'model.hidden')
   if config.model.name == 'resmlp':

@@ -9,7 +9,7 @@ from typing import Any
 class Task:
   """An experiment: what to train, and how to judge the result.
 
-  It trains in one of two ways: ``loss_fn`` (``loss_fn(params, batch, key) -> (loss, aux)``,
+  It trains in one of two ways: ``loss_fn`` (``loss_fn(params, rng, batch, step) -> (loss, metrics)``,
   stepped by the config's optimizer through :func:`nnce_jax.train.make_train_step`, with
   ``sample_batch(key, inputs) -> batch`` drawing each step's global batch), or its own
   iteration (DxMI steps three networks in turn): ``train_step`` (:class:`nnce_jax.train.TrainStep`)

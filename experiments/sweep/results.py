@@ -155,8 +155,8 @@ REFERENCES = {'param_error': [('cramer_rao_param_error', 'Cramér–Rao bound (t
 
 
 def _known(summary: dict) -> dict:
-  """A run's closed-form truth and its references (a run from before references has only truth)."""
-  return {**summary['truth'], **summary.get('references', {})}
+  """A run's closed-form truth and its references."""
+  return {**summary['truth'], **summary['references']}
 
 
 def plot_against_magnitude(result: SweepResult, path: str) -> str:
