@@ -201,9 +201,10 @@ def test_report_takes_one_seed_count_or_one_per_step_count():
 
 
 def _image_config(config, data_dir, num_steps):
-  config = _train(config, num_steps, checkpoint_every=num_steps)
+  if 'train' in config:  # teacher_sampling only evaluates
+    config = _train(config, num_steps, checkpoint_every=num_steps)
   config.data.update(data_dir=data_dir, num_test=300)
-  config.judge.update(num_steps=300, num_train=2000, num_samples=300)
+  config.judge.update(train_steps=300, num_train=2000, num_samples=300)
   config.teacher.hidden = (64,)
   return config
 
