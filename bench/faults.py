@@ -26,7 +26,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ARGS = ['--config.compare=', '--config.train.batch_size=64', '--config.train.steps_per_dispatch=10',
+ARGS = ['--config=experiments/configs/density_chasm.py', '--config.train.batch_size=64',
+        '--config.train.steps_per_dispatch=10',
         '--config.train.sync_every=10', '--config.train.log_every=20', '--config.train.eval_every=20',
         '--config.train.checkpoint_every=20', '--config.likelihood.num_samples=0',
         '--config.data.num_test=1000']

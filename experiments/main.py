@@ -1,9 +1,11 @@
 """Runs an experiment: ``python -m experiments.main --config=experiments/configs/<task>.py``.
 
-With no flags: the 1-D density chasm at sigma = 1e-3, NCE beside N^2CE (M = 100) over three
-seeds, in about a minute on a laptop CPU. Any config field can be overridden, e.g.
-``--config.objective.magnitude=1000`` or ``--config.compare=`` (a single run of
-``objective.name``). Exits with status 143 after saving a checkpoint on SIGTERM; rerun the
+One run of the config; ``--grid=FIELD=V1,V2 [--grid=...] --seeds=S`` runs every cell x seed
+here instead (a sweep; ``python -m experiments.sweep`` runs them as processes). With no flags:
+the 1-D density chasm at sigma = 1e-3, NCE beside N^2CE (M = 100) over three seeds, in about a
+minute on a laptop CPU. Any field of the config can be overridden, e.g.
+``--config.objective.magnitude=1000``; a field the task does not read is not in its config and
+is refused. Exits with status 143 after saving a checkpoint on SIGTERM; rerun the
 same command to resume. A work directory holds one config: another is refused unless
 ``--force``. ``--distributed`` (or ``NNCE_DISTRIBUTED=1``) joins a multi-process run through
 ``jax.distributed.initialize``; see ``launch/`` and ``docs/scaling.md``.
@@ -11,30 +13,33 @@ same command to resume. A work directory holds one config: another is refused un
 
 import logging as python_logging
 import os
-import re
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments.core import cli
 from experiments.core.checks import ConfigError
 from experiments.run.training import run
 from experiments.run.workdir import DIVERGED_FILE, WorkdirConflict, open_workdir, record_divergence
 from experiments.sweep import InProcess, run_sweep
+from experiments.sweep.grid import parse_grid_flags
 from nnce_jax.parallel import initialize_multihost
 from nnce_jax.train import Preempted
 
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, what schedulers expect of a terminated job
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), 'configs', 'density_chasm.py')
-try:
+try:  # ml_collections applies --config.FIELD=... to the default config here, at definition
   _CONFIG = config_flags.DEFINE_config_file('config', _DEFAULT_CONFIG, 'Experiment config file.')
-except AttributeError as error:  # ml_collections applies --config.FIELD=... here, at definition
-  field = re.search(r'\w+', str(error)).group()
-  flag = next((a.split('=')[0] for a in sys.argv if a.startswith('--config.') and field in a), field)
-  hint = re.search(r'Did you mean "\w+"', str(error))
-  sys.exit(f'Invalid config override {flag}: the config has no field {field!r}'
-           + (f'. {hint.group()}?' if hint else ''))
+except (AttributeError, KeyError) as error:
+  cli.refuse_override(error, sys.argv)
+_GRID = flags.DEFINE_multi_string('grid', [], 'FIELD=V1,V2,...; repeat for a product grid: every cell x '
+                                  'seed runs here, side by side on the same seeds.')
+_SEEDS = flags.DEFINE_integer('seeds', 1, 'With --grid: seeds config.seed .. config.seed + seeds - 1 '
+                              'per cell.')
+# No flags at all: NCE beside N^2CE on the default config's seeds 0, 1, 2.
+DEMONSTRATION = (['objective.name=nce,noisier_nce'], 3)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory (default ./runs/<config name>).')
 _FORCE = flags.DEFINE_bool('force', False, 'Run in a workdir that holds a run of another config.')
 _DISTRIBUTED = flags.DEFINE_bool('distributed', os.environ.get('NNCE_DISTRIBUTED') == '1',
@@ -71,8 +76,11 @@ def main(argv):
     sys.exit(f'Invalid --config: {str(error).splitlines()[-1].strip()}')
   config_name = os.path.splitext(os.path.basename(config_flags.get_config_filename(flags.FLAGS["config"])))[0]
   workdir = _WORKDIR.value or os.path.join('runs', config_name)
+  given = _GRID.value or flags.FLAGS['config'].present
+  grid_flags, seeds = (_GRID.value, _SEEDS.value) if given else DEMONSTRATION
   lock = None
   try:
+    grid = parse_grid_flags(config, grid_flags)
     lock = open_workdir(config, workdir, num_devices=jax.device_count(), num_processes=jax.process_count(),
                         force=_FORCE.value, write=jax.process_index() == 0)
   except (ConfigError, WorkdirConflict, OSError) as error:
@@ -83,14 +91,13 @@ def main(argv):
     os.remove(os.path.join(workdir, DIVERGED_FILE))  # asked to run again: a new attempt
 
   try:
-    if config.compare:  # a sweep over objective.name, here in this process
-      result = run_sweep(config, {'objective.name': config.compare.split(',')}, seeds=config.num_seeds,
-                         workdir=workdir, executor=InProcess())
+    if grid:  # a sweep, here in this process
+      result = run_sweep(config, grid, seeds=seeds, workdir=workdir, executor=InProcess())
       print(f'{result.table}\nTable, plots and per-run summaries in {workdir}/')
     else:
       summary = run(config, workdir)
       print(summary['table'] if 'table' in summary else
-            {k: summary[k] for k in ('objective', 'steps', 'final', 'truth')})
+            {k: summary[k] for k in ('objective', 'steps', 'final', 'truth') if k in summary})
   except Preempted as stop:
     logging.warning('%s', stop)
     sys.exit(PREEMPTED_EXIT_CODE)
@@ -99,7 +106,7 @@ def main(argv):
   except ConfigError as error:  # what only the task's inputs can tell (a teacher of another shape)
     sys.exit(f'Invalid config: {error}')
   except FloatingPointError as error:  # a non-finite loss or model: the message says what to change
-    if lock is not None and not config.compare:
+    if lock is not None and not grid:
       record_divergence(workdir, str(error))  # a sweep reports it from now on; delete it to retry
     sys.exit(f'Diverged: {error}')
   finally:
@@ -108,4 +115,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -2,7 +2,7 @@
 # N processes on this machine, each with D fake CPU devices, joined by jax.distributed over
 # 127.0.0.1: the multi-host code path (per-process batch slices, cross-process collectives,
 # one checkpoint directory) without a cluster.
-#   NUM_PROCESSES=2 DEVICES_PER_PROCESS=2 launch/multiprocess_cpu.sh --workdir=runs/mp --config.compare=
+#   NUM_PROCESSES=2 DEVICES_PER_PROCESS=2 launch/multiprocess_cpu.sh --workdir=runs/mp --config=experiments/configs/density_chasm.py
 # Logs: <workdir>/process_<i>.log (process 0's also on stdout), pids in <workdir>/process_<i>.pid.
 # SIGTERM to any process (or to this script, which forwards it to all) is a preemption: the
 # processes agree on a step, save it and all exit 143, and so does this script; rerun to resume.

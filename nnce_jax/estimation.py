@@ -10,6 +10,7 @@ number of devices, and each device generates only its own shard.
 """
 
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -20,6 +21,26 @@ from nnce_jax.objectives import Objective
 
 LogRatioFn = Callable[[object, jax.Array], jax.Array]  # (params, x [b, d]) -> [b, K]
 SampleData = Callable[[jax.Array, int], jax.Array]  # (key, n) -> [n, d]
+
+
+class RatioEstimator(NamedTuple):
+  """What trains a log-ratio model: its initial ``params``, ``loss_fn(params, rng, batch, step)``
+  (:func:`make_ratio_loss`) and ``sample_batch(key, inputs)`` (:func:`make_ratio_sampler`)."""
+  params: Any
+  loss_fn: Callable
+  sample_batch: Callable
+
+
+def ratio_estimator(model, objective: Objective, sample_data: SampleData, noise, *, batch_size: int,
+                    dim: int, init_key: jax.Array) -> RatioEstimator:
+  """A ratio estimator assembled from its parts: ``model`` (``apply(params, x [b, d]) -> [b, K]``)
+  initialised from ``init_key`` on ``d = dim``, trained by ``objective`` on batches of
+  ``batch_size`` data points from ``sample_data(key, n) -> [n, d]``, each with
+  ``objective.noise_per_data`` points of ``noise`` (``sample(key, shape)``). The one assembly used by
+  :func:`nnce_jax.fit.fit_ratio` and the experiments' tasks."""
+  params = model.init(init_key, jnp.zeros((1, dim)))
+  return RatioEstimator(params, make_ratio_loss(model.apply, objective),
+                        make_ratio_sampler(sample_data, noise, objective.noise_per_data, batch_size))
 
 
 def make_ratio_sampler(sample_data: SampleData, noise, noise_per_data: int, batch_size: int):

@@ -41,7 +41,7 @@ from nnce_jax import (
 from nnce_jax import train as engine
 from nnce_jax.parallel import DataParallel
 
-MODELS = ('mlp', 'gaussian')
+MODELS = models.RATIO_MODELS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,8 +113,9 @@ def fit_ratio(data: jax.Array | Callable[[jax.Array, int], jax.Array], noise, *,
       ``AutomaticMagnitude`` of your own settings, or ``'ess'`` (each step's ``M`` from its
       noise logits: :func:`~nnce_jax.schedules.effective_sample_size_log_magnitude`).
     model: ``mlp`` (:class:`~nnce_jax.models.MLPRatio` with ``hidden`` widths), ``gaussian``
-      (:class:`~nnce_jax.models.GaussianRatio`, exact for Gaussian data and noise), or any
-      Flax module ``x [b, d] -> stage log ratios [b, K]``.
+      (:class:`~nnce_jax.models.GaussianRatio`, exact for Gaussian data and noise), ``resmlp``
+      (:class:`~nnce_jax.models.ResidualMLPRatio`, its default sizes), or any Flax module
+      ``x [b, d] -> stage log ratios [b, K]``.
     num_steps, batch_size, learning_rate, ema_decay: Adam on the global batch; the result is
       read from an EMA of the parameters. ``batch_size`` must divide over the devices.
     eval_every: steps between held-out evaluations in ``history`` (``None``: every 100 steps,
@@ -170,11 +171,8 @@ def fit_ratio(data: jax.Array | Callable[[jax.Array, int], jax.Array], noise, *,
   probe = noise.sample(eval_key, (2,))
   _check(probe.shape == (2, dim), f'noise samples have shape {probe.shape[1:]}, the data ({dim},)')
 
-  if model == 'mlp':
-    model = models.MLPRatio(hidden=tuple(hidden), num_stages=num_stages)
-  elif model == 'gaussian':
-    model = models.GaussianRatio(base=noise, num_stages=num_stages)
-  params = model.init(init_key, jnp.zeros((1, dim)))
+  if not isinstance(model, nn.Module):
+    model = models.ratio_model(model, noise, num_stages=num_stages, hidden=hidden)
   in_step = magnitude == 'ess'  # decided inside each step, from its noise logits
   objective_fns = objectives.make_objective(
       objective, magnitude='ess' if in_step else 1.0 if automatic else magnitude, noise_ratio=noise_ratio,
@@ -183,10 +181,9 @@ def fit_ratio(data: jax.Array | Callable[[jax.Array, int], jax.Array], noise, *,
   if automatic and not in_step:  # a copy: the controller keeps state, and a user's may be passed twice
     controller = copy.deepcopy(magnitude) if magnitude != 'auto' else schedules.AutomaticMagnitude()
   tx = optax.adam(learning_rate)
-  train_step = engine.make_train_step(
-      estimation.make_ratio_loss(model.apply, objective_fns), tx, ema_decay,
-      sample_batch=estimation.make_ratio_sampler(sample_data, noise, objective_fns.noise_per_data,
-                                                 batch_size))
+  params, loss_fn, sample_batch = estimation.ratio_estimator(
+      model, objective_fns, sample_data, noise, batch_size=batch_size, dim=dim, init_key=init_key)
+  train_step = engine.make_train_step(loss_fn, tx, ema_decay, sample_batch=sample_batch)
   y_eval = noise.sample(jax.random.fold_in(eval_key, 1), (x_eval.shape[0],))
   log_ratio = jax.jit(lambda params, x: objectives.telescoped_log_ratio(model.apply(params, x)))
 

@@ -99,3 +99,20 @@ class ResidualMLPRatio(nn.Module):
     energy = nn.Dense(self.num_stages, use_bias=False, name='heads')(h)
     log_normalizer = self.param('log_normalizer', nn.initializers.zeros, (self.num_stages,))
     return energy - log_normalizer
+
+
+RATIO_MODELS = ('gaussian', 'mlp', 'resmlp')
+
+
+def ratio_model(name: str, noise, *, num_stages: int = 1, hidden: Sequence[int] = (128, 128),
+                width: int = 512, num_blocks: int = 2) -> nn.Module:
+  """The log-ratio model ``name`` (one of :data:`RATIO_MODELS`) with ``num_stages`` heads:
+  ``gaussian`` (the exponential family around ``noise``, a :class:`~nnce_jax.noise.Gaussian`),
+  ``mlp`` (``hidden`` widths) or ``resmlp`` (``width``, ``num_blocks``)."""
+  if name == 'gaussian':
+    return GaussianRatio(base=noise, num_stages=num_stages)
+  if name == 'mlp':
+    return MLPRatio(hidden=tuple(hidden), num_stages=num_stages)
+  if name == 'resmlp':
+    return ResidualMLPRatio(width=width, num_blocks=num_blocks, num_stages=num_stages)
+  raise ValueError(f'model {name!r} is not one of {", ".join(RATIO_MODELS)}')

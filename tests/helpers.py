@@ -14,11 +14,13 @@ CONFIGS = {'density_chasm': density_chasm, 'gaussian': gaussian, 'toy_densities'
 
 def small_config(task='density_chasm', num_steps=100, **train):
   config = CONFIGS[task].get_config()
-  config.compare, config.num_seeds = '', 1
-  config.data.num_test = 1000
-  config.likelihood.update(num_samples=2000, num_chains=50, num_warmup=200, thin=2)
-  config.train.update({**dict(num_steps=num_steps, batch_size=64, steps_per_dispatch=10, sync_every=10,
-                              log_every=50, eval_every=50, checkpoint_every=50), **train})
+  if 'num_test' in config.data:
+    config.data.num_test = 1000
+  if 'likelihood' in config:
+    config.likelihood.update(num_samples=2000, num_chains=50, num_warmup=200, thin=2)
+  if 'train' in config:
+    config.train.update({**dict(num_steps=num_steps, batch_size=64, steps_per_dispatch=10, sync_every=10,
+                                log_every=50, eval_every=50, checkpoint_every=50), **train})
   return config
 
 

@@ -18,7 +18,8 @@ NOISE = np.array([0.3, -0.1, 0.2, -0.3, -0.1])  # a fixed wobble across seeds, m
 def _summary(seed, steps=None, last=8000, **final):
   final.setdefault('kl_error', 0.05)
   return {'seed': seed, 'final': final, 'steps_to_tolerance': steps, 'steps': last,
-          'truth': {'cramer_rao_param_error': 0.01, 'mle_param_error': 0.01, 'kl': 6.4, 'mi': 80.0}}
+          'truth': {'kl': 6.4, 'mi': 80.0},
+          'references': {'cramer_rao_param_error': 0.01, 'mle_param_error': 0.01}}
 
 
 def _sweep(cells: list[tuple[dict, list[dict]]]) -> SweepResult:

@@ -63,7 +63,7 @@ def test_normalizer_benchmark_writes_its_table_and_plot(tmp_path):
   from experiments.configs import log_z_estimators as log_z_config
   from experiments.tasks.log_z_estimators import evaluate
   config = log_z_config.get_config()
-  config.num_seeds = 3
+  config.data.num_seeds = 3
   config.data.update(dim=3, kl_values=(1.0, 5.0), sample_sizes=(100, 1000))
   check_config(config, num_devices=4)
   table = evaluate(config, str(tmp_path))['table']
@@ -134,11 +134,38 @@ def test_unknown_task_lists_the_task_modules():
     check_config(config, num_devices=4)
 
 
-def test_bad_compare_list_is_rejected():
-  config = small_config()
-  config.compare = 'nce,bogus'
-  with pytest.raises(ConfigError, match="config.compare names 'bogus'"):
-    check_config(config, num_devices=4)
+# Each config holds the sections its task reads (experiments/configs/common.py), no more.
+SECTIONS = {
+    'density_chasm': {'data', 'train', 'parallel', 'model', 'objective', 'optimizer', 'likelihood'},
+    'image_density': {'data', 'train', 'parallel', 'model', 'objective', 'optimizer', 'noise', 'ais'},
+    'toy_densities': {'data', 'train', 'parallel', 'model', 'objective', 'optimizer', 'likelihood'},
+    'dxmi_toy2d': {'data', 'train', 'parallel', 'teacher', 'sampler', 'energy', 'value', 'dxmi'},
+    'sid_toy2d': {'data', 'train', 'parallel', 'teacher', 'sid'},
+    'ddpm_images': {'data', 'train', 'parallel', 'teacher', 'judge', 'optimizer'},
+    'teacher_sampling': {'data', 'teacher', 'judge'},
+    'log_z_estimators': {'data'},
+    'gradient_alignment': {'data'},
+}
+
+
+@pytest.mark.parametrize('name, sections', SECTIONS.items())
+def test_a_config_holds_only_the_sections_its_task_reads(name, sections):
+  import importlib
+  config = importlib.import_module(f'experiments.configs.{name}').get_config()
+  assert {k for k, v in config.items() if hasattr(v, 'keys')} == sections
+  check_config(config, num_devices=1)  # what is left is enough for the checks
+
+
+def test_a_field_the_task_does_not_read_is_refused_in_one_line(tmp_path):
+  workdir = tmp_path / 'never'
+  result = subprocess.run(
+      [sys.executable, '-m', 'experiments.main', '--config=experiments/configs/dxmi_toy2d.py',
+       '--config.optimizer.learning_rate=0.1', f'--workdir={workdir}'],
+      cwd=REPO, capture_output=True, text=True, timeout=120,
+      env={**os.environ, 'XLA_FLAGS': '', 'JAX_PLATFORMS': 'cpu'})
+  assert result.returncode != 0 and not workdir.exists()
+  assert result.stderr.strip() == ("Invalid config override --config.optimizer.learning_rate: the config has "
+                                   "no field 'optimizer' (the task does not read it)")
 
 
 def test_main_rejects_a_bad_config_before_writing(tmp_path):
@@ -156,7 +183,8 @@ def test_main_rejects_a_bad_config_before_writing(tmp_path):
 def test_main_records_a_divergence_for_the_sweeps(tmp_path):
   workdir = tmp_path / 'run'
   result = subprocess.run(
-      [sys.executable, '-m', 'experiments.main', '--config.compare=', '--config.optimizer.learning_rate=1e30',
+      [sys.executable, '-m', 'experiments.main', '--config=experiments/configs/density_chasm.py',
+       '--config.optimizer.learning_rate=1e30',
        '--config.train.num_steps=100', f'--workdir={workdir}'],
       cwd=REPO, capture_output=True, text=True, timeout=300,
       env={**os.environ, 'XLA_FLAGS': '', 'JAX_PLATFORMS': 'cpu'})

@@ -26,7 +26,7 @@ def test_a_task_added_as_one_module_and_one_config_trains(tmp_path):
   workdir = tmp_path / 'run'
   result = subprocess.run(
       [sys.executable, '-m', 'experiments.main', '--config=experiments/configs/mean_shift.py',
-       f'--workdir={workdir}', '--config.compare=', '--config.train.num_steps=600',
+       f'--workdir={workdir}', '--config.train.num_steps=600',
        '--config.train.batch_size=500', '--config.train.eval_every=200', '--config.train.log_every=200',
        '--config.train.checkpoint_every=600'],
       cwd=tmp_path, capture_output=True, text=True, timeout=300,

@@ -65,7 +65,7 @@ def test_stop_and_resume_is_bit_identical(tmp_path, backend):
 def test_sigterm_saves_a_restorable_checkpoint(tmp_path):
   workdir = tmp_path / 'run'
   env = {**os.environ, 'XLA_FLAGS': '', 'JAX_PLATFORMS': 'cpu'}
-  command = [sys.executable, '-m', 'experiments.main', '--config.compare=',
+  command = [sys.executable, '-m', 'experiments.main', '--config=experiments/configs/density_chasm.py',
              '--config.train.num_steps=1000000', '--config.train.log_every=500',
              '--config.train.checkpoint_every=0', f'--workdir={workdir}']
   child = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -119,3 +119,19 @@ def test_nonfinite_loss_skips_and_counts():
   state, records = _diverging_run('skip')
   assert float(state.params['w']) == -1.0  # the NaN updates were skipped
   assert records[-1]['train_skipped'] == 0.75
+
+
+def test_a_task_trains_one_way_and_keeps_truth_apart_from_references():
+  from experiments.core.task import Task
+  from experiments.tasks import gaussian
+  config = small_config('gaussian')
+  task = gaussian.build(config)
+  assert set(task.truth) == {'kl', 'kl_error', 'param_error', 'param_error_mle'}  # closed form only
+  assert set(task.references) == {'mle_param_error', 'cramer_rao_param_error'}
+  common = dict(init_params={}, eval_fn=lambda params: {}, table_metrics=())
+  step = engine.TrainStep(lambda state, inputs: inputs, lambda state, shard: (state, {}))
+  for bad in ({}, {'loss_fn': task.loss_fn, 'train_step': step, 'optimizer': optax.adam(1e-3)},
+              {'train_step': step}, {'loss_fn': task.loss_fn, 'optimizer': optax.adam(1e-3)}):
+    with pytest.raises(ValueError, match='give loss_fn alone, or train_step and optimizer'):
+      Task(**common, **bad)
+  Task(**common, train_step=step, optimizer=optax.adam(1e-3))  # DxMI's shape

@@ -49,7 +49,7 @@ def test_fits_from_a_sampler_with_an_mlp_and_telescoping(gaussian_pair):
     (dict(objective='nec'), "objective='nec' is not one of nce, noisier_nce, nwj, ranking_nce"),
     (dict(magnitude=0.0), 'magnitude=0.0 must be a finite number > 0'),
     (dict(num_stages=0), 'must be >= 1'),
-    (dict(model='resnet'), "model='resnet' is not one of mlp, gaussian"),
+    (dict(model='resnet'), "model='resnet' is not one of gaussian, mlp, resmlp"),
     (dict(batch_size=6), 'batch_size=6 does not divide over 4 devices'),
     (dict(held_out=1.0), 'leaves no training'),
 ])
@@ -120,3 +120,29 @@ def test_disagreeing_log_z_estimates_are_warned_about():
   apart = {**agree, 'ais': LogNormalizer(6.0, 0.2)}
   with pytest.warns(RuntimeWarning, match='importance_sampling 0.100 against ais 6.000 .5.900 nats apart'):
     fit._warn_on_disagreement(apart)
+
+
+def test_the_tasks_and_fit_ratio_assemble_one_estimator():
+  """The config path (``ratio_parts``) and the library's ``ratio_estimator`` give the same
+  parameters, batches and loss from the same parts: one assembly, not two."""
+  from experiments.tasks.common.ratio import ratio_parts
+  from nnce_jax import estimation, models, objectives
+  from tests.helpers import small_config
+  config = small_config('density_chasm')  # Gaussian family, N²CE with M = 100
+  base = noise.isotropic_gaussian(1)
+
+  def sample_data(key, n):
+    return 0.5 * jax.random.normal(key, (n, 1))
+
+  _, params, loss_fn, sample_batch = ratio_parts(config, base, sample_data, dim=1)
+  direct = estimation.ratio_estimator(
+      models.ratio_model('gaussian', base), objectives.make_objective('noisier_nce', magnitude=100.0),
+      sample_data, base, batch_size=config.train.batch_size, dim=1,
+      init_key=jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))
+  batch = sample_batch(jax.random.PRNGKey(3))
+  jax.tree.map(np.testing.assert_array_equal, batch, direct.sample_batch(jax.random.PRNGKey(3)))
+  jax.tree.map(np.testing.assert_array_equal, params, direct.params)
+  key = jax.random.PRNGKey(4)
+  np.testing.assert_allclose(loss_fn(params, key, batch)[0], direct.loss_fn(direct.params, key, batch)[0])
+  with pytest.raises(ValueError, match="model 'resnet' is not one of gaussian, mlp, resmlp"):
+    models.ratio_model('resnet', base)

@@ -21,7 +21,8 @@ from experiments.run.workdir import WorkdirConflict, open_workdir
 from tests.helpers import leaves, small_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHORT_RUN = ['--config.compare=', '--config.train.batch_size=64', '--config.train.steps_per_dispatch=10',
+SHORT_RUN = ['--config=experiments/configs/density_chasm.py', '--config.train.batch_size=64',
+             '--config.train.steps_per_dispatch=10',
              '--config.train.sync_every=10', '--config.train.log_every=20', '--config.train.eval_every=20',
              '--config.likelihood.num_samples=0', '--config.data.num_test=1000']
 

@@ -43,7 +43,7 @@ def teacher_dir(tmp_path_factory):
 def _dxmi(teacher_dir, num_steps=20, **train):
   config = _train(dxmi_toy2d.get_config(), num_steps, **train)
   config.teacher.update(workdir=teacher_dir, **TINY_TEACHER)
-  config.sampler.num_steps = 2
+  config.sampler.steps = 2
   config.energy.hidden = config.value.hidden = (16,)
   config.data.num_test = 200
   return config
@@ -83,8 +83,8 @@ def test_resumed_sid_run_ends_identical_and_distillation_moves_every_network(tea
   resumed, task = assert_resumes_identical(make, tmp_path)
   assert set(resumed.params) == {'generator', 'fake_score', 'discriminator'}
   # The one-step generator starts as the teacher's denoiser of pure noise and moves away from it.
-  assert task.truth['before_sliced_w2'] != task.eval_fn(resumed.params)['sliced_w2']
-  assert task.truth['teacher_100_steps_sliced_w2'] > 0 and task.truth['data_floor_sliced_w2'] > 0
+  assert task.references['before_sliced_w2'] != task.eval_fn(resumed.params)['sliced_w2']
+  assert task.references['teacher_100_steps_sliced_w2'] > 0 and task.references['data_floor_sliced_w2'] > 0
 
 
 @pytest.mark.parametrize('field, value, message', [
@@ -100,9 +100,9 @@ def test_bad_sid_settings_are_refused_before_training(field, value, message):
 
 
 @pytest.mark.parametrize('field, value, message', [
-    ('sampler.num_steps', 0, r'config.sampler.num_steps=0 is invalid; it must be an integer in \[1'),
+    ('sampler.steps', 0, r'config.sampler.steps=0 is invalid; it must be an integer in \[1'),
     ('dxmi.tau_entropy', -0.1, r'config.dxmi.tau_entropy=-0.1 is invalid; it must be a number in \[0'),
-    ('objective.magnitude', 0.0, r'config.objective.magnitude=0.0 is invalid'),
+    ('energy.magnitude', 0.0, r'config.energy.magnitude=0.0 is invalid'),
     ('energy.loss', 'ranking_nce', 'config.energy.loss=.*allowed values: dxmi, nce, noisier_nce, nwj'),
 ])
 def test_bad_settings_are_refused_before_training(field, value, message):
@@ -152,7 +152,7 @@ def test_quick_comparison_dxmi_and_n2ce_improve_the_few_step_teacher(tmp_path):
     config.teacher.update(workdir=teacher_dir, hidden=(128, 128, 128))
     config.data.num_test, config.energy.loss = 2000, loss
     state, task = fit(config, str(tmp_path / loss))
-    before, after = task.truth['teacher_sliced_w2'], task.eval_fn(state.params)['sliced_w2']
+    before, after = task.references['teacher_sliced_w2'], task.eval_fn(state.params)['sliced_w2']
     assert after < 0.75 * before, (loss, before, after)
 
 
@@ -174,7 +174,7 @@ def test_report_reads_iterations_to_threshold_and_judges_the_claim():
   assert str(mixed).startswith('inconclusive: the')
   # A teacher whose 100-step sampler is worse than its T-step one meets both bars before fine-tuning:
   # even a "faster" N²CE says nothing then.
-  good, bad = ({'truth': {'teacher_fd': 700.0, 'teacher_100_step_fd': bar}} for bar in (300.0, 1500.0))
+  good, bad = ({'references': {'teacher_fd': 700.0, 'teacher_100_step_fd': bar}} for bar in (300.0, 1500.0))
   assert report.met_before([good], 'halfway', 'fd') == 0
   assert report.met_before([good, bad, bad], 'halfway', 'fd') == 2
   assert str(report.verdict(faster, {'a': 4}, met_before=2)) == (
@@ -201,9 +201,10 @@ def test_report_takes_one_seed_count_or_one_per_step_count():
 
 
 def _image_config(config, data_dir, num_steps):
-  config = _train(config, num_steps, checkpoint_every=num_steps)
+  if 'train' in config:  # teacher_sampling only evaluates
+    config = _train(config, num_steps, checkpoint_every=num_steps)
   config.data.update(data_dir=data_dir, num_test=300)
-  config.judge.update(num_steps=300, num_train=2000, num_samples=300)
+  config.judge.update(train_steps=300, num_train=2000, num_samples=300)
   config.teacher.hidden = (64,)
   return config
 
@@ -215,17 +216,18 @@ def test_image_teacher_and_dxmi_run_on_mnist5k_and_refuse_another_judge(data_dir
   teacher_dir = str(tmp_path / 'teacher')
   open_workdir(teacher, teacher_dir, num_devices=4).release()
   summary = train_and_evaluate(teacher, teacher_dir)
-  assert summary['truth']['judge_test_accuracy'] > 0.8  # the fixed judge learned the digits
+  assert summary['references']['judge_test_accuracy'] > 0.8  # the fixed judge learned the digits
+  floor = summary['references']['data_floor_frechet_distance']
   for t in (4, 10, 100):
     assert 0 <= summary['final'][f'class_kl_{t}_steps'] <= np.log(10) + 1e-6
-    assert summary['final'][f'frechet_distance_{t}_steps'] > summary['truth']['data_floor_frechet_distance']
+    assert summary['final'][f'frechet_distance_{t}_steps'] > floor
   config = _image_config(dxmi_images.get_config(), data_dir, 20)
   config.teacher.workdir = teacher_dir
   config.energy.hidden = config.value.hidden = (32,)
   result = train_and_evaluate(config, str(tmp_path / 'dxmi'))
   assert all(np.isfinite(v) for v in result['final'].values())
   bar = summary['final']['frechet_distance_100_steps']  # the teacher run's, by the same judge
-  assert result['truth']['teacher_100_step_frechet_distance'] == bar
+  assert result['references']['teacher_100_step_frechet_distance'] == bar
   assert os.path.getsize(tmp_path / 'dxmi' / 'dxmi_samples.png') > 0
   # The teacher's samplers again, as built and with the denoised guess clipped: the reference rows
   # repeat the run's recorded numbers (same key), the clipped ones stay inside the pixel range.
@@ -247,7 +249,7 @@ def test_image_teacher_and_dxmi_run_on_mnist5k_and_refuse_another_judge(data_dir
   assert '| denoised guess clipped | 100 |' in text
   assert 'figures/mnist5k_teacher_100_steps_clipped.png' in text
   assert (tmp_path / 'figures' / 'mnist5k_teacher_100_steps_clipped.png').exists()
-  config.judge.num_steps = 200
+  config.judge.train_steps = 200
   with pytest.raises(ConfigError, match='config.judge / config.data.num_test differ from the teacher run'):
     fit(config, str(tmp_path / 'other_judge'))
   # SiD from the same teacher, judged by the same classifier, the teacher's samplers beside it.
@@ -257,5 +259,5 @@ def test_image_teacher_and_dxmi_run_on_mnist5k_and_refuse_another_judge(data_dir
   distil.sid.update(real_term='noisier_nce', discriminator_hidden=(32,))
   result = train_and_evaluate(distil, str(tmp_path / 'sid'))
   assert np.isfinite(result['final']['frechet_distance'])
-  assert result['truth']['teacher_100_steps_frechet_distance'] == pytest.approx(bar, rel=1e-3)
+  assert result['references']['teacher_100_steps_frechet_distance'] == pytest.approx(bar, rel=1e-3)
   assert os.path.getsize(tmp_path / 'sid' / 'sid_samples.png') > 0

@@ -5,18 +5,19 @@ writes ``amortiser_check.png``; the summary's ``amortised_distance`` (Q + K Lang
 ``short_run_distance`` (K steps from N(0, I)) are sliced Wasserstein distances to the long run.
 """
 
+import ml_collections
+
 from experiments.configs import common
 
 
 def get_config():
-  config = common.base_config()
-  config.task = 'amortiser_check'
+  config = common.add_optimizer(common.add_engine(common.base_config('amortiser_check')))
+  config.model = ml_collections.ConfigDict()
   config.data.observation_dim = 4        # x = W tanh(A z) + sigma eps, z in 2-D
   config.data.observation_std = 0.3      # > 0: smaller makes the posterior sharper and farther from N(0, I)
   config.data.num_eval_observations = 8  # held-out x
   config.data.samples_per_observation = 256
   config.data.long_run_steps = 2000      # the ground truth's Langevin steps
-  config.data.num_test = 1               # unused
   config.model.posterior_steps = 20      # K: Langevin steps per iteration (and for short-run)
   config.model.posterior_step_size = 0.1  # s: z += s^2/2 grad + s xi
   config.model.diffusion_steps = 20
@@ -30,5 +31,4 @@ def get_config():
   config.train.eval_every = 250
   config.train.checkpoint_every = 1500
   config.train.ema_decay = 0.0
-  config.likelihood.num_samples = 0
   return config

@@ -19,7 +19,7 @@ def judge_config() -> ml_collections.ConfigDict:
   """The feature classifier: the same fields must hold in the teacher's and DxMI's configs."""
   judge = ml_collections.ConfigDict()
   judge.hidden = (512, 128)   # MLP widths; the last is the feature dimension
-  judge.num_steps = 3000      # >= 1 Adam steps (batch 256, lr 1e-3, fixed seed)
+  judge.train_steps = 3000    # >= 1 Adam steps (batch 256, lr 1e-3, fixed seed)
   judge.num_train = 20000     # >= 10 training images it learns from (a fixed subset when more)
   judge.num_samples = 5000    # >= 2 sampler outputs per evaluation
   return judge
@@ -38,15 +38,13 @@ def student_config(config, task: str) -> ml_collections.ConfigDict:
 
 
 def get_config():
-  config = common.base_config()
-  config.task = 'ddpm_images'
+  config = common.add_optimizer(common.add_engine(common.base_config('ddpm_images')))
   config.data.dataset = 'mnist5k'      # mnist5k | fashion_mnist
   config.data.data_dir = '~/tensorflow_datasets'
   config.data.num_test = 1000          # test images the samples are compared with (all of mnist5k's)
   config.teacher = ddpm_toy2d.teacher_config(hidden=(1024, 1024, 1024))
   config.teacher.prediction = 'v'      # epsilon | v
   config.judge = judge_config()
-  config.model.name = 'mlp'
   config.optimizer.learning_rate = 3e-4
   config.optimizer.schedule = 'cosine'
   config.optimizer.grad_clip_norm = 1.0
@@ -58,5 +56,4 @@ def get_config():
   config.train.eval_every = 2500
   config.train.checkpoint_every = 2500
   config.train.ema_decay = 0.999
-  config.likelihood.num_samples = 0
   return config

@@ -25,8 +25,7 @@ def teacher_config(hidden: tuple[int, ...]) -> ml_collections.ConfigDict:
 
 def student_config(task: str) -> ml_collections.ConfigDict:
   """The fields of a task that reads a finished ``ddpm_toy2d`` run (DxMI, SiD)."""
-  config = common.base_config()
-  config.task = task
+  config = common.add_engine(common.base_config(task))
   config.data.dataset = '8gaussians'  # 8gaussians | checkerboard | two_spirals | rings | pinwheel
   config.data.num_test = 5000         # held-out points the samples are compared with
   config.teacher = get_config().teacher  # must match the teacher run's
@@ -35,13 +34,11 @@ def student_config(task: str) -> ml_collections.ConfigDict:
 
 
 def get_config():
-  config = common.base_config()
-  config.task = 'ddpm_toy2d'
+  config = common.add_optimizer(common.add_engine(common.base_config('ddpm_toy2d')))
   config.data.dataset = '8gaussians'   # 8gaussians | checkerboard | two_spirals | rings | pinwheel
   config.data.num_test = 5000          # held-out points the samples are compared with
   config.teacher = teacher_config(hidden=(256, 256, 256))
   config.teacher.num_eval_samples = 5000   # >= 2
-  config.model.name = 'mlp'
   config.optimizer.learning_rate = 1e-3
   config.optimizer.schedule = 'cosine'
   config.train.num_steps = 20000
@@ -52,5 +49,4 @@ def get_config():
   config.train.eval_every = 5000
   config.train.checkpoint_every = 5000
   config.train.ema_decay = 0.999
-  config.likelihood.num_samples = 0
   return config

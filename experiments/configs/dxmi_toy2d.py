@@ -2,7 +2,7 @@
 
 Train the teacher first (``runs/ddpm_toy2d``), then
 ``python -m experiments.main --config=experiments/configs/dxmi_toy2d.py``; ``energy.loss``
-picks DxMI's own energy loss or NCE / N²CE (M = ``objective.magnitude``) / NWJ on ``s = -E``.
+picks DxMI's own energy loss or NCE / N²CE (M = ``energy.magnitude``) / NWJ on ``s = -E``.
 Writes ``dxmi_samples.png`` (data, the teacher's and the fine-tuned samples, the energy).
 The defaults follow the reference's CIFAR-10 config (one time-independent network for energy and
 values, no costs in the value target, the last sigma fixed, tau1 = 0.1): on 8gaussians with
@@ -18,7 +18,7 @@ from experiments.configs import ddpm_toy2d
 def get_config():
   config = ddpm_toy2d.student_config('dxmi_toy2d')
   config.sampler = ml_collections.ConfigDict()
-  config.sampler.num_steps = 4                # T >= 1
+  config.sampler.steps = 4                    # T >= 1
   config.sampler.network_learning_rate = 1e-5  # > 0: the teacher's epsilon network, fine-tuned
   config.sampler.sigma_learning_rate = 1e-3   # > 0: log sigma_t
   config.sampler.grad_clip_norm = 1.0         # > 0
@@ -26,6 +26,7 @@ def get_config():
   config.energy.loss = 'dxmi'                 # dxmi | nce | noisier_nce | nwj
   config.energy.hidden = (128, 128)
   config.energy.learning_rate = 1e-4          # > 0 (also the value steps' when value.shared_with_energy)
+  config.energy.magnitude = 100.0             # > 0: N²CE's M (loss = noisier_nce)
   config.value = ml_collections.ConfigDict()
   config.value.hidden = (128, 128)
   config.value.learning_rate = 1e-3           # > 0
@@ -37,8 +38,6 @@ def get_config():
   config.dxmi.velocity_decay = 0.99           # in [0, 1): s_t^2's running average
   config.dxmi.costs_in_value = False          # True: the value target adds tau2 c_t - tau1 log sigma_t
   config.dxmi.train_last_sigma = False        # False: the last step's sigma stays fixed
-  config.objective.magnitude = 100.0          # N²CE's M (energy.loss = noisier_nce)
-  config.model.name = 'mlp'
   config.train.num_steps = 1000
   config.train.batch_size = 512
   config.train.steps_per_dispatch = 50
@@ -47,7 +46,6 @@ def get_config():
   config.train.eval_every = 50                # the curves of iterations-to-threshold
   config.train.checkpoint_every = 500
   config.train.ema_decay = 0.0                # evaluation sees the parameters (DxMI keeps no average)
-  config.likelihood.num_samples = 0
   return config
 
 

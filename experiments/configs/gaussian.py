@@ -8,9 +8,7 @@ from experiments.configs import common
 
 
 def get_config():
-  config = common.base_config()
-  config.task = 'gaussian'
-  config.compare = 'nce,noisier_nce,nwj'
+  config = common.add_likelihood(common.ratio_config('gaussian'))
   config.data.dim = 5           # >= 1
   config.data.num_train = 1000  # n: the MLE is of these samples
   config.data.num_test = 10000

@@ -8,10 +8,7 @@ from experiments.configs import common
 
 
 def get_config():
-  config = common.base_config()
-  config.task = 'gradient_alignment'
+  config = common.base_config('gradient_alignment')
   config.data.num_samples = 1_000_000  # common samples for every M, >= 2
   config.data.magnitudes = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)  # M in [1, 1e12]
-  config.data.num_test = 1             # unused
-  config.likelihood.num_samples = 0
   return config

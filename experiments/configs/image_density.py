@@ -13,8 +13,7 @@ from experiments.configs import common
 
 
 def get_config():
-  config = common.base_config()
-  config.task = 'image_density'
+  config = common.ratio_config('image_density')
   config.data.dataset = 'fashion_mnist'  # fashion_mnist | mnist5k
   config.data.num_validation = 6000      # >= 1: held out of the training split (selection, reverse AIS)
   config.data.num_test = 10000           # >= 1: test images judged (the first ones of the test split)
@@ -43,7 +42,6 @@ def get_config():
   config.train.eval_every = 250
   config.train.checkpoint_every = 1000
   config.train.ema_decay = 0.999
-  config.likelihood.num_samples = 0      # log Z comes from `ais` here
   config.ais = ml_collections.ConfigDict()
   config.ais.num_chains = 64             # >= 2: forward chains from q0, and reverse ones from validation
   config.ais.num_temperatures = 1000     # >= 1: sigmoid schedule from q0 to the model

@@ -9,14 +9,11 @@ from experiments.configs import common
 
 
 def get_config():
-  config = common.base_config()
-  config.task = 'log_z_estimators'
-  config.num_seeds = 10
+  config = common.base_config('log_z_estimators')
+  config.data.num_seeds = 10                        # >= 1: independent repeats per cell
   config.data.dim = 10                              # >= 1
   # Target std > 0; inside (1/sqrt 2, sqrt 2) both IS and reverse IS have finite variance.
   config.data.scale = 0.8
   config.data.kl_values = (1.0, 5.0, 20.0, 50.0)    # KL(pi || q) in nats, each >= the unshifted pair's
   config.data.sample_sizes = (100, 1000, 10000, 100000)  # N per side, each >= 2
-  config.data.num_test = 1                          # unused
-  config.likelihood.num_samples = 0
   return config

@@ -16,8 +16,7 @@ from experiments.configs import common
 
 
 def get_config():
-  config = common.base_config()
-  config.task = 'latent_images'
+  config = common.ratio_config('latent_images')
   config.data.dataset = 'mnist5k'     # mnist5k | sklearn_digits (built offline) | any prepared TFDS image set
   config.data.data_dir = '~/tensorflow_datasets'
   config.data.anomaly_digit = 1       # 0..9: the held-out class; -1: train on all, no anomaly score
@@ -82,7 +81,6 @@ def get_config():
   config.train.eval_every = 200
   config.train.checkpoint_every = 200
   config.train.ema_decay = 0.99
-  config.likelihood.num_samples = 0   # the prior's log Z is not needed for scores
   # FID at the end of training: '' skips it (with a message); else a file written by
   # jax.export (serialize()) of a feature network, images [n, H, W, C] in [-1, 1] -> [n, d]
   # (InceptionV3 pool3 for the standard FID; not shipped).

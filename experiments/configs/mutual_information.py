@@ -8,9 +8,7 @@ from experiments.configs import common
 
 
 def get_config():
-  config = common.base_config()
-  config.task = 'mutual_information'
-  config.compare = 'nce,noisier_nce'
+  config = common.add_likelihood(common.ratio_config('mutual_information'))
   config.data.dim = 40                   # even, >= 2
   config.data.mutual_information = 10.0  # nats, > 0
   config.data.num_train = 100000         # TRE's sample size

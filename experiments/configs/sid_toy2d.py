@@ -34,7 +34,6 @@ def sid_config() -> ml_collections.ConfigDict:
 def get_config():
   config = ddpm_toy2d.student_config('sid_toy2d')
   config.sid = sid_config()
-  config.model.name = 'mlp'
   config.train.num_steps = 1000
   config.train.batch_size = 256             # the reference's CIFAR-10 batch
   config.train.steps_per_dispatch = 50
@@ -43,7 +42,6 @@ def get_config():
   config.train.eval_every = 50                # the curves of quality against iterations
   config.train.checkpoint_every = 500
   config.train.ema_decay = 0.0                # evaluation sees the parameters
-  config.likelihood.num_samples = 0
   return config
 
 

@@ -6,12 +6,13 @@ with the denoised guess clipped to [-1, 1]; no training.
 grids in the workdir. The data, teacher and judge fields must match the teacher run's.
 """
 
-from experiments.configs import ddpm_images
+from experiments.configs import common, ddpm_images
 
 
 def get_config():
-  config = ddpm_images.get_config()
-  config.task = 'teacher_sampling'
+  teacher = ddpm_images.get_config()  # evaluation only: the teacher run's data, network and judge
+  config = common.base_config('teacher_sampling')
+  config.data, config.teacher, config.judge = teacher.data, teacher.teacher, teacher.judge
   config.teacher.workdir = 'runs/ddpm_images'  # a ddpm_images run directory
   config.teacher.eval_steps = (4, 10, 25, 100)  # samplers judged, >= 1 each
   return config

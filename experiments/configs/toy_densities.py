@@ -8,9 +8,7 @@ from experiments.configs import common
 
 
 def get_config():
-  config = common.base_config()
-  config.task = 'toy_densities'
-  config.compare = 'nce,noisier_nce,nwj'
+  config = common.add_likelihood(common.ratio_config('toy_densities'))
   config.data.dataset = '8gaussians'  # 8gaussians | checkerboard | two_spirals | rings | pinwheel
   config.data.num_test = 10000
   config.data.grid_size = 200         # quadrature grid per axis over [-grid_limit, grid_limit]^2

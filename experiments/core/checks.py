@@ -5,11 +5,11 @@ its own ``data``/``model`` fields with :func:`one_of` and :func:`number`."""
 
 import math
 
+from nnce_jax.models import RATIO_MODELS
 from nnce_jax.objectives import OBJECTIVES
 from nnce_jax.parallel import BACKENDS
 from nnce_jax.schedules import SCHEDULES
 
-MODELS = ('gaussian', 'mlp', 'resmlp')
 OPTIMIZERS = ('adam', 'sgd')
 LEARNING_RATE_SCHEDULES = ('constant', 'cosine')
 MAX_MAGNITUDE = 1e12
@@ -113,15 +113,29 @@ def parse_value(config, field: str, text: str):
 
 
 def check_common(config, num_devices: int, num_processes: int = 1) -> None:
-  """Raises :class:`ConfigError` naming the first invalid shared field and its allowed values.
+  """Raises :class:`ConfigError` naming the first invalid field of the shared sections the config
+  has (``experiments/configs/common.py``: engine, optimizer, ratio, likelihood).
 
   ``num_devices`` counts the devices of all processes (``jax.device_count()``)."""
   number(config, 'seed', low=0, integer=True)
-  for name in filter(None, config.compare.split(',')):
-    if name not in OBJECTIVES:
-      raise ConfigError(f'config.compare names {name!r}; allowed objectives: {", ".join(OBJECTIVES)}')
-  number(config, 'num_seeds', low=1, integer=True)
+  if 'objective' in config:
+    _check_ratio(config)
+  if 'optimizer' in config:
+    one_of(config, 'optimizer.name', OPTIMIZERS)
+    number(config, 'optimizer.learning_rate', low=0, low_open=True)
+    one_of(config, 'optimizer.schedule', LEARNING_RATE_SCHEDULES)
+    number(config, 'optimizer.grad_clip_norm', low=0)
+  if 'train' in config:
+    _check_train(config, num_devices, num_processes)
+  if 'num_train' in config.data:
+    number(config, 'data.num_train', low=1, integer=True)
+  if 'num_test' in config.data:
+    number(config, 'data.num_test', low=1, integer=True)
+  if 'likelihood' in config:
+    _check_likelihood(config)
 
+
+def _check_ratio(config):
   one_of(config, 'objective.name', OBJECTIVES)
   # The losses are tested finite up to M = 1e12 in float32; beyond, log M swamps the logits.
   number(config, 'objective.magnitude', low=0, low_open=True, high=MAX_MAGNITUDE)
@@ -137,23 +151,12 @@ def check_common(config, num_devices: int, num_processes: int = 1) -> None:
   number(config, 'objective.num_stages', low=1, integer=True)
   number(config, 'objective.l2_penalty', low=0)
 
-  one_of(config, 'model.name', MODELS)
+  one_of(config, 'model.name', RATIO_MODELS)
   if config.model.name == 'mlp':
     widths(config, 'model.hidden')
   if config.model.name == 'resmlp':
     number(config, 'model.width', low=1, integer=True)
     number(config, 'model.num_blocks', low=1, integer=True)
-
-  one_of(config, 'optimizer.name', OPTIMIZERS)
-  number(config, 'optimizer.learning_rate', low=0, low_open=True)
-  one_of(config, 'optimizer.schedule', LEARNING_RATE_SCHEDULES)
-  number(config, 'optimizer.grad_clip_norm', low=0)
-
-  _check_train(config, num_devices, num_processes)
-  if 'num_train' in config.data:
-    number(config, 'data.num_train', low=1, integer=True)
-  number(config, 'data.num_test', low=1, integer=True)
-  _check_likelihood(config)
 
 
 def _check_likelihood(config):
@@ -162,7 +165,6 @@ def _check_likelihood(config):
   if config.likelihood.num_samples:
     number(config, 'likelihood.num_chains', low=1, high=config.data.num_test, integer=True)
     number(config, 'likelihood.thin', low=1, integer=True)
-
 
 
 def _check_train(config, num_devices, num_processes):

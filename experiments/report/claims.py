@@ -136,7 +136,7 @@ def _halves(by_value: dict) -> tuple[dict, dict]:
 
 def _seed_mean(summaries, key: str) -> float:
   """A reference (Cramér–Rao bound, the MLE's error) averaged over the same seeds as the cells."""
-  return float(np.mean([s['truth'][key] for s in summaries]))
+  return float(np.mean([s['references'][key] for s in summaries]))
 
 
 def _u_shape(alignment, results):

@@ -29,9 +29,10 @@ def gaussian_against_magnitude(results, path: str) -> str | None:
       plotting.seed_points(ax, list(by_nu), [finals(s, 'param_error') for s in by_nu.values()],
                            'NCE with ν real noise samples, ν', marker='s')
     seeds = next(iter(by_m.values()))  # the references over the same seeds as the points
-    plotting.reference(ax, np.mean([s['truth']['cramer_rao_param_error'] for s in seeds]),
+    plotting.reference(ax, np.mean([s['references']['cramer_rao_param_error'] for s in seeds]),
                        'Cramér–Rao bound (trace / n)')
-    plotting.reference(ax, np.mean([s['truth']['mle_param_error'] for s in seeds]), 'MLE of the same samples',
+    plotting.reference(ax, np.mean([s['references']['mle_param_error'] for s in seeds]),
+                       'MLE of the same samples',
                        style=':', color='grey')
     plotting.label(ax, 'M (or ν)', 'parameter error ‖μ̂ − μ‖² + ‖Σ̂ − Σ‖²', title=f'n = {n}', log_x=True,
                    log_y=True)

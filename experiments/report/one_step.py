@@ -147,7 +147,7 @@ def last_logged(run: dict, key: str) -> float:
 def section(setting, dataset, curves, figures_dir) -> tuple[str, dict]:
   seeds = curves['none']
   METRIC, TITLE, COLUMNS = setting.metric, setting.title, setting.columns  # noqa: N806
-  truths = lambda key: [r['truth'][key] for r in seeds]  # noqa: E731
+  truths = lambda key: [r['references'][key] for r in seeds]  # noqa: E731
   head = (['sampler', f'{TITLE} (end)', f'best {TITLE}'] + [f'{name} (end)' for name in COLUMNS.values()]
           + ['discriminator accuracy (end)'])
   rows = [[f'teacher, {t} step{"s" * (t > 1)}', mean_std(truths(f'teacher_{t}_steps_{METRIC}')), '']
@@ -201,12 +201,13 @@ def plot_curves(setting, dataset, curves, figures_dir) -> str:
   seeds, METRIC = curves['none'], setting.metric  # noqa: N806
   for variant, runs in curves.items():
     x = np.concatenate([[0], runs[0]['step']])
-    plotting.seed_band(ax, x, [np.concatenate([[r['truth'][f'before_{METRIC}']], r['judged']]) for r in runs],
+    before = [r['references'][f'before_{METRIC}'] for r in runs]
+    plotting.seed_band(ax, x, [np.concatenate([[b], r['judged']]) for b, r in zip(before, runs)],
                        VARIANTS[variant])
   for steps, style in ((100, '--'), (10, ':')):
-    plotting.reference(ax, np.mean([r['truth'][f'teacher_{steps}_steps_{METRIC}'] for r in seeds]),
+    plotting.reference(ax, np.mean([r['references'][f'teacher_{steps}_steps_{METRIC}'] for r in seeds]),
                        f'teacher, {steps} steps', style)
-  plotting.reference(ax, np.mean([r['truth'][f'data_floor_{METRIC}'] for r in seeds]),
+  plotting.reference(ax, np.mean([r['references'][f'data_floor_{METRIC}'] for r in seeds]),
                      'floor (held-out data)', '-.', 'grey')
   plotting.label(ax, 'iteration', f'{setting.title} to held-out data',
                  title=f'{dataset}: one-step generators', log_y=True)

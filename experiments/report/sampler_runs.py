@@ -41,7 +41,7 @@ TOY = Kind('ddpm_toy2d', 'dxmi_toy2d', ddpm_toy2d.get_config,
            {'train.num_steps': 200, 'train.eval_every': 200, 'train.log_every': 100,
             'train.checkpoint_every': 200, 'data.num_test': 500, 'teacher.num_eval_samples': 500},
            {**QUICK, 'data.num_test': 500})
-IMAGE_QUICK = {'teacher.hidden': (64,), 'judge.num_steps': 100, 'judge.num_samples': 200,
+IMAGE_QUICK = {'teacher.hidden': (64,), 'judge.train_steps': 100, 'judge.num_samples': 200,
                 'judge.num_train': 500, 'data.num_test': 200}
 IMAGES = Kind('ddpm_images', 'dxmi_images',
               ddpm_images.get_config, dxmi_images.get_config, 'frechet_distance', 'FD',
@@ -91,7 +91,7 @@ def curve(summary: dict, metric: str) -> dict:
   return {'step': np.array([r['step'] for r in evals]),
           **{key: np.array([r.get(f'eval_{key}', np.nan) for r in evals]) for key in keys},
           'judged': np.array([r[f'eval_{metric}'] for r in evals]),
-          'truth': summary['truth'], 'png': summary.get('samples_png'), 'budget': summary['steps'],
+          'references': summary['references'], 'png': summary.get('samples_png'), 'budget': summary['steps'],
           'run_dir': summary['run_dir']}
 
 

@@ -121,13 +121,13 @@ def teacher_section(dataset, found, figures_dir) -> str:
 def fine_tune(dataset, steps, teacher_dir, losses, seeds, workdir, overrides):
   kind = kind_of(dataset)
   result = students(kind.config, dataset, teacher_dir, {'energy.loss': losses}, seeds,
-                    {**overrides, 'sampler.num_steps': steps}, workdir, driver.JOBS.value)
+                    {**overrides, 'sampler.steps': steps}, workdir, driver.JOBS.value)
   return {loss: [curve(s, kind.metric) for s in result.cell(loss=loss)] for loss in losses}, result.wall_s
 
 
-def thresholds(truth: dict, metric: str) -> dict:
+def thresholds(references: dict, metric: str) -> dict:
   """``{name: value}``: the teacher's 100-step quality (the paper's bar) and halfway to it."""
-  start, bar = truth[f'teacher_{metric}'], truth[f'teacher_{THRESHOLD_STEPS}_step_{metric}']
+  start, bar = references[f'teacher_{metric}'], references[f'teacher_{THRESHOLD_STEPS}_step_{metric}']
   return {f'teacher {THRESHOLD_STEPS}-step': bar, 'halfway': (start + bar) / 2}
 
 
@@ -156,27 +156,27 @@ def verdict(interval: statistics.Interval, reached: dict, met_before: int = 0, w
 def _bar(run: dict, name: str, metric: str) -> float:
   """Threshold ``name`` of one run: each seed judges with its own held-out data and evaluation
   key, so the teacher's numbers, and the bars, are per seed."""
-  return thresholds(run['truth'], metric)[name]
+  return thresholds(run['references'], metric)[name]
 
 
 def met_before(runs: list, name: str, metric: str) -> int:
   """On how many seeds the ``T``-step teacher already meets bar ``name``."""
-  return sum(_bar(r, name, metric) >= r['truth'][f'teacher_{metric}'] for r in runs)
+  return sum(_bar(r, name, metric) >= r['references'][f'teacher_{metric}'] for r in runs)
 
 
 def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
   kind, losses = kind_of(dataset), list(curves)
   metric, title = kind.metric, kind.title
-  seeds = curves[losses[0]]  # the truth of seed i is the same in every cell
+  seeds = curves[losses[0]]  # the references of seed i are the same in every cell
   budget = seeds[0]['budget']
-  names = list(thresholds(seeds[0]['truth'], metric))
-  truths = lambda key: [r['truth'][key] for r in seeds]  # noqa: E731
+  names = list(thresholds(seeds[0]['references'], metric))
+  truths = lambda key: [r['references'][key] for r in seeds]  # noqa: E731
   met = {name: met_before(seeds, name, metric) for name in names}
   lines = [f'\n## {dataset}, T = {steps}\n']
   head = (['sampler', f'{title} (end)', f'best {title}'] + [f'{name} (end)' for name in kind.columns.values()]
           + [f'iterations to ≤ {name} (mean bar {np.mean([_bar(r, name, metric) for r in seeds]):.4g})'
              for name in names])
-  teacher = [mean_std(truths(f'teacher_{k}')) if f'teacher_{k}' in seeds[0]['truth'] else ''
+  teacher = [mean_std(truths(f'teacher_{k}')) if f'teacher_{k}' in seeds[0]['references'] else ''
              for k in kind.columns]
   rows = [[f'teacher, {steps} steps (before)', mean_std(truths(f'teacher_{metric}')), ''] + teacher
           + [''] * len(names)]
@@ -194,8 +194,8 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
             'evaluation of each run (read off the test points, so an optimistic figure). The teacher\'s '
             'numbers, and so the bars, are measured per seed (its held-out data and evaluation key); '
             'each run is held to its own seed\'s bar.'
-            + (f' The judge\'s test accuracy: {seeds[0]["truth"]["judge_test_accuracy"]:.3f}.'
-               if 'judge_test_accuracy' in seeds[0]['truth'] else '') + '\n',
+            + (f' The judge\'s test accuracy: {seeds[0]["references"]["judge_test_accuracy"]:.3f}.'
+               if 'judge_test_accuracy' in seeds[0]['references'] else '') + '\n',
             markdown_table(head, rows)]
   claims, comparison_rows = [], []
   if 'noisier_nce' in curves:
@@ -238,12 +238,12 @@ def plot_curves(dataset, steps, curves, names, figures_dir) -> str:
   figure, (ax,) = plotting.panels(1, width=6.0, height=4.0)
   for loss, runs in curves.items():
     x = np.concatenate([[0], runs[0]['step']])
-    plotting.seed_band(ax, x, [np.concatenate([[r['truth'][f'teacher_{kind.metric}']], r['judged']])
+    plotting.seed_band(ax, x, [np.concatenate([[r['references'][f'teacher_{kind.metric}']], r['judged']])
                                for r in runs], NAMES[loss])
   seeds = next(iter(curves.values()))
   for name, style in zip(names, ('--', ':')):
     plotting.reference(ax, np.mean([_bar(r, name, kind.metric) for r in seeds]), name, style)
-  plotting.reference(ax, np.mean([r['truth'][f'data_floor_{kind.metric}'] for r in seeds]),
+  plotting.reference(ax, np.mean([r['references'][f'data_floor_{kind.metric}'] for r in seeds]),
                      'floor (held-out data)', '-.', 'grey')
   plotting.label(ax, 'iteration', f'{kind.title} to held-out data', title=f'{dataset}, T = {steps}',
                  log_y=True)

@@ -94,8 +94,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
   is_main = jax.process_index() == 0
   history = [r for r in read_metrics(workdir) if any(k.startswith('eval_') for k in r)]
   final = {k.removeprefix('eval_'): v for k, v in history[-1].items() if k != 'step'}
-  summary = {'task': config.task, 'objective': config.objective.name, 'seed': config.seed,
+  summary = {'task': config.task, 'seed': config.seed,
+             **({'objective': config.objective.name} if 'objective' in config else {}),
              'steps': int(state.step), 'final': final, 'truth': task.truth,
+             'references': task.references,
              'wall_time_s': time.perf_counter() - started,
              # Plots and likelihoods: process 0's job (params are on every host).
              **(task.report(state.ema_params, workdir) if is_main else {}), 'config': config.to_dict()}

@@ -15,6 +15,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from experiments.core import cli
 from experiments.core.checks import ConfigError, get_field
 from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import parse_grid_flags
@@ -52,4 +53,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -56,8 +56,8 @@ def parse_grid_flags(config, flags: list[str]) -> Grid:
 
 
 def cell_config(config, cell: dict, seed: int):
-  """``config`` with the cell's values and ``seed`` set, as a single run (``compare`` off)."""
-  return set_fields(config.copy_and_resolve_references(), {**cell, 'seed': seed, 'compare': ''})
+  """``config`` with the cell's values and ``seed`` set: one run's config."""
+  return set_fields(config.copy_and_resolve_references(), {**cell, 'seed': seed})
 
 
 def cell_dir(cell: dict) -> str:

@@ -148,10 +148,15 @@ def plot_curves(result: SweepResult, metric: str, path: str) -> str:
   return plotting.save(figure, path, legend_axes=[ax] if len(result.cells()) <= 12 else [])
 
 
-# Lines a metric is judged against, from a summary's ``truth``: (truth key, label).
+# Lines a metric is judged against, from a summary's ``truth`` or ``references``: (key, label).
 REFERENCES = {'param_error': [('cramer_rao_param_error', 'Cramér–Rao bound (trace / n)'),
                               ('mle_param_error', 'MLE of the same samples')],
               'kl': [('kl', 'truth')], 'mi': [('mi', 'truth')]}
+
+
+def _known(summary: dict) -> dict:
+  """A run's closed-form truth and its references."""
+  return {**summary['truth'], **summary['references']}
 
 
 def plot_against_magnitude(result: SweepResult, path: str) -> str:
@@ -170,8 +175,8 @@ def plot_against_magnitude(result: SweepResult, path: str) -> str:
                  for s in result.summaries(c)] for c in group]
       plotting.seed_points(ax, [c['objective.magnitude'] for c in group], values, name)
     for key, label in REFERENCES.get(metric, []):
-      if key in first['truth']:
-        plotting.reference(ax, float(np.mean([r.summary['truth'][key] for r in result.runs])), label,
+      if key in _known(first):
+        plotting.reference(ax, float(np.mean([_known(r.summary)[key] for r in result.runs])), label,
                            style=':' if key.startswith('mle') else '--')
     plotting.label(ax, 'M (log scale)', metric.replace('_', ' '), log_x=True,
                    log_y=metric in ('param_error', 'param_error_mle'))

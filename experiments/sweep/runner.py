@@ -55,7 +55,7 @@ class Subprocesses:
   jobs: int = 1
 
   def command(self, item: Run) -> list[str]:
-    values = {**self.overrides, **item.cell, 'seed': item.seed, 'compare': ''}
+    values = {**self.overrides, **item.cell, 'seed': item.seed}
     return ([sys.executable, '-m', 'experiments.main', f'--config={self.config_file}']
             + [f'--config.{k}={flag_value(v)}' for k, v in values.items()] + [f'--workdir={item.run_dir}'])
 

@@ -126,7 +126,7 @@ def build(config) -> Task:
     plotting.save(figure, path)
     return {'samples_png': path}
 
-  return Task(amortizer, params, loss_fn, eval_fn, {},
+  return Task(init_params=params, loss_fn=loss_fn, eval_fn=eval_fn,
               table_metrics=('amortised_distance', 'short_run_distance'), report=report,
               sample_batch=sample_batch)
 

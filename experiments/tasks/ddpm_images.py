@@ -35,9 +35,10 @@ def build(config) -> Task:
     return {**paths, 'judge_test_accuracy': judge.test_accuracy}
 
   floor = judge.metrics(image_data.split_arrays(config, 'train', config.data.num_test)[0])
-  truth = {'judge_test_accuracy': judge.test_accuracy,
-           **{f'data_floor_{k}': v for k, v in floor.items()}}
-  return Task(network, params, samplers.teacher_loss(network, schedule), eval_fn, truth,
+  references = {'judge_test_accuracy': judge.test_accuracy,
+                **{f'data_floor_{k}': v for k, v in floor.items()}}
+  return Task(init_params=params, loss_fn=samplers.teacher_loss(network, schedule), eval_fn=eval_fn,
+              references=references,
               table_metrics=tuple(f'frechet_distance_{t}_steps' for t in config.teacher.eval_steps),
               report=report, batches_for=image_data.train_batches(config),
               sample_batch=lambda key, inputs: inputs['image'])

@@ -55,6 +55,6 @@ def build(config) -> Task:
     path = plotting.save(figure, os.path.join(workdir, 'teacher_samples.png'))
     return {'samples_png': path, 'full_sampler': judged({full_steps: full})}
 
-  return Task(network, params, samplers.teacher_loss(network, schedule), eval_fn, truth={},
+  return Task(init_params=params, loss_fn=samplers.teacher_loss(network, schedule), eval_fn=eval_fn,
               table_metrics=tuple(f'sliced_w2_{t}_steps' for t in config.teacher.eval_steps),
               report=report, sample_batch=sample_batch)

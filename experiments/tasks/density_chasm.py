@@ -40,7 +40,7 @@ def build(config) -> Task:
     _, cov = models.gaussian_ratio_moments(params)
     return {'likelihood': likelihood, 'learned_sigma': float(np.sqrt(cov[0, 0, 0]))}
 
-  return Task(model, params, loss_fn, eval_fn, truth={'kl': kl, 'kl_error': 0.0},
+  return Task(init_params=params, loss_fn=loss_fn, eval_fn=eval_fn, truth={'kl': kl, 'kl_error': 0.0},
               table_metrics=('kl', 'kl_error', 'log_ratio_mse_data'),
               tolerance_metric='kl_error', tolerance=config.data.tolerance, report=report,
               sample_batch=sample_batch)

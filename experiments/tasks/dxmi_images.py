@@ -3,8 +3,8 @@ and fine-tuned against an energy learned by DxMI's own loss, NCE, N²CE or NWJ.
 
 Each evaluation judges ``judge.num_samples`` ``T``-step samples by the teacher's classifier
 (Fréchet distance and KID to the test split in its features, class-histogram KL to uniform) and
-the energy (AUROC of ``-E`` between test images and the teacher's ``T``-step samples). The truth
-holds the teacher's ``T``-step numbers before fine-tuning, its 100-step Fréchet distance (read
+the energy (AUROC of ``-E`` between test images and the teacher's ``T``-step samples). The
+references hold the teacher's ``T``-step numbers before fine-tuning, its 100-step Fréchet distance (read
 from the teacher run's summary: the bar of ``steps_to_tolerance``) and the data floor.
 """
 
@@ -43,16 +43,17 @@ def build(config) -> Task:
     return metrics
 
   floor = judge.metrics(image_data.split_arrays(config, 'train', config.data.num_test)[0])
-  truth = {**{f'teacher_{k}': v for k, v in judge.metrics(teacher_samples).items()},
-           f'teacher_{samplers.THRESHOLD_STEPS}_step_frechet_distance': bar,
-           **{f'data_floor_{k}': v for k, v in floor.items()}, 'judge_test_accuracy': judge.test_accuracy}
+  references = {**{f'teacher_{k}': v for k, v in judge.metrics(teacher_samples).items()},
+                f'teacher_{samplers.THRESHOLD_STEPS}_step_frechet_distance': bar,
+                **{f'data_floor_{k}': v for k, v in floor.items()},
+                'judge_test_accuracy': judge.test_accuracy}
 
   def report(params, workdir):
     image_data.save_grid(teacher_samples, workdir, 'teacher_samples.png')
     tuned_samples = tuned.sample(params, eval_key, 64)[-1]
     return {'samples_png': image_data.save_grid(tuned_samples, workdir, 'dxmi_samples.png')}
 
-  return Task(None, tuned.params, None, eval_fn, truth,
+  return Task(init_params=tuned.params, eval_fn=eval_fn, references=references,
               table_metrics=('frechet_distance', 'kid', 'class_kl', 'energy_auroc'),
               tolerance_metric='frechet_distance', tolerance=bar, report=report,
               batches_for=image_data.train_batches(config), optimizer=tuned.optimizer,

@@ -2,7 +2,7 @@
 (``ddpm_toy2d``) and fine-tuned against an energy learned by DxMI's own loss, NCE, N²CE or NWJ.
 
 Each evaluation judges ``T``-step samples against held-out data (sliced W2, MMD, modes) and the
-energy (AUROC of ``-E`` between held-out data and uniform points). The summary's truth holds the
+energy (AUROC of ``-E`` between held-out data and uniform points). The summary's references hold the
 teacher's ``T``-step numbers before fine-tuning, the teacher's 100-step sliced W2 (the threshold
 of ``steps_to_tolerance``) and the floor: the distance between two held-out samples.
 """
@@ -29,7 +29,7 @@ def check(config) -> None:
 def build(config) -> Task:
   network, schedule = samplers.teacher(config)
   teacher_params = samplers.restore_teacher(config, network, 2, 'experiments/configs/ddpm_toy2d.py')
-  num_steps = config.sampler.num_steps
+  num_steps = config.sampler.steps
   root, held_out = jax.random.PRNGKey(config.seed), samplers.held_out(config)
   eval_key = jax.random.fold_in(root, 3)
   draw_data = lambda key, inputs: toy2d.sample(config.data.dataset, key, config.train.batch_size)  # noqa: E731
@@ -55,8 +55,9 @@ def build(config) -> Task:
   threshold = samplers.sample_metrics(eval_key, config.data.dataset, few_step.sample_trajectory(
       epsilon, jnp.log(hundred.sigma), hundred, eval_key, held_out.shape)[-1], held_out)['sliced_w2']
   floor = _floor(config, eval_key, held_out)
-  truth = {**{f'teacher_{k}': v for k, v in teacher.items()},
-           f'teacher_{samplers.THRESHOLD_STEPS}_step_sliced_w2': threshold, 'data_floor_sliced_w2': floor}
+  references = {**{f'teacher_{k}': v for k, v in teacher.items()},
+                f'teacher_{samplers.THRESHOLD_STEPS}_step_sliced_w2': threshold,
+                'data_floor_sliced_w2': floor}
 
   def report(params, workdir):
     shown = {'held-out data': held_out,
@@ -71,7 +72,8 @@ def build(config) -> Task:
     axes[-1].set_title('-E(x), the learned energy')
     return {'samples_png': plotting.save(figure, os.path.join(workdir, 'dxmi_samples.png'))}
 
-  return Task(None, tuned.params, None, eval_fn, truth, table_metrics=('sliced_w2', 'mmd', 'energy_auroc'),
+  return Task(init_params=tuned.params, eval_fn=eval_fn, references=references,
+              table_metrics=('sliced_w2', 'mmd', 'energy_auroc'),
               tolerance_metric='sliced_w2', tolerance=threshold, report=report, optimizer=tuned.optimizer,
               train_step=tuned.train_step)
 

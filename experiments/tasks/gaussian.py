@@ -73,15 +73,15 @@ def build(config) -> Task:
       metrics['grad_cosine_mle'] = gradient_cosine(params)
     return metrics
 
-  truth = {'kl': kl, 'kl_error': 0.0, 'param_error': 0.0, 'param_error_mle': 0.0,
-           'mle_param_error': float(_param_error(mle_mean, mle_cov, true_mean, true_cov)),
-           'cramer_rao_param_error': closed_form.gaussian_cramer_rao(true_cov, config.data.num_train)}
+  truth = {'kl': kl, 'kl_error': 0.0, 'param_error': 0.0, 'param_error_mle': 0.0}
+  references = {'mle_param_error': float(_param_error(mle_mean, mle_cov, true_mean, true_cov)),
+                'cramer_rao_param_error': closed_form.gaussian_cramer_rao(true_cov, config.data.num_train)}
   def report(params, workdir):
     likelihood, _ = estimate_likelihood(config, lambda x: log_ratio(model, params, x), base, x_test,
                                         exact_log_z(config, params))
     likelihood['test_log_likelihood_data'] = float(jnp.mean(target.log_prob(x_test)))
     return {'likelihood': likelihood}
 
-  return Task(model, params, loss_fn, eval_fn, truth,
+  return Task(init_params=params, loss_fn=loss_fn, eval_fn=eval_fn, truth=truth, references=references,
               table_metrics=('param_error', 'param_error_mle', 'kl_error')
               + (('grad_cosine_mle',) if d == 2 else ()), report=report, sample_batch=sample_batch)

@@ -243,7 +243,7 @@ def build(config) -> Task:
   def report(params, workdir):
     return evaluate_density(config, model, params, base, mean, x_val, y_val, x_test, y_test, workdir)
 
-  return Task(model=model, init_params=params, loss_fn=loss_fn, eval_fn=eval_fn, truth={},
+  return Task(init_params=params, loss_fn=loss_fn, eval_fn=eval_fn,
               table_metrics=('bits_per_dim_proxy', 'validation_log_ratio'), report=report,
               batches_for=batches_for, sample_batch=sample_batch)
 

@@ -210,14 +210,15 @@ def build(config) -> Task:
     return nnce_fid.feature_distance(features(generated), features(x_test))
 
   digit = config.data.anomaly_digit
-  truth = {}
+  references = {}
   if config.data.dataset.startswith('mnist') and digit in PAPER_AUPRC.get(variant_name(config), {}):
-    truth['auprc'] = PAPER_AUPRC[variant_name(config)][digit]  # the paper's, another protocol: a reference
+    references['auprc'] = PAPER_AUPRC[variant_name(config)][digit]  # the paper's, another protocol
   metrics = ('auprc', 'auroc', 'test_mean_squared_error') if digit >= 0 else ('test_mean_squared_error',)
   optimizer, train_step = reference_step(config, model, objective)
-  return Task(model, params, loss_fn, eval_fn, truth, table_metrics=metrics, report=report,
-              batches_for=batches_for, sample_batch=model.make_sampler(objective), optimizer=optimizer,
-              train_step=train_step)
+  trained_by = ({'optimizer': optimizer, 'train_step': train_step} if train_step else
+                {'loss_fn': loss_fn, 'sample_batch': model.make_sampler(objective)})
+  return Task(init_params=params, eval_fn=eval_fn, references=references, table_metrics=metrics,
+              report=report, batches_for=batches_for, **trained_by)
 
 
 def variant_name(config) -> str:

@@ -3,7 +3,7 @@
 Target ``pi~(x) = exp(-|x - mu|^2 / 2 sigma^2)`` in ``d`` dimensions (``log Z = d log sigma
 + d log sqrt(2 pi)``), proposal ``q = N(0, I)``; ``|mu|`` is set so that ``KL(pi || q)`` takes
 each value of ``data.kl_values``. Both samples are exact, ``N`` of each. Every estimator of
-``nnce_jax.normalizers`` runs on the same samples; over ``num_seeds`` seeds we report the
+``nnce_jax.normalizers`` runs on the same samples; over ``data.num_seeds`` seeds we report the
 mean and std (ddof = 1) of ``|log Z estimate - log Z|``, how often the truth lies within 2 claimed
 standard errors, and how far apart the four pooled estimators (optimal bridge, RLR, MIS,
 NCE) land.
@@ -32,6 +32,7 @@ SHOWN = ('importance_sampling', 'reverse_importance_sampling', 'geometric_bridge
 def check(config) -> None:
   number(config, 'data.dim', low=1, integer=True)
   number(config, 'data.scale', low=0, low_open=True)
+  number(config, 'data.num_seeds', low=1, integer=True)
   for field, low, integer in (('kl_values', 0, False), ('sample_sizes', 2, True)):
     values = get_field(config, f'data.{field}')
     ok = isinstance(values, (tuple, list)) and len(values) > 0
@@ -68,7 +69,7 @@ def evaluate(config, workdir: str) -> dict:
   """Writes ``normalizers.{md,json,png}`` in ``workdir``; returns the results and ``table``."""
   d, scale = config.data.dim, config.data.scale
   log_z = d * (np.log(scale) + HALF_LOG_2PI)
-  keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
+  keys = jax.random.split(jax.random.PRNGKey(config.seed), config.data.num_seeds)
   os.makedirs(workdir, exist_ok=True)
   results, started = [], time.perf_counter()
   for kl in config.data.kl_values:
@@ -106,7 +107,7 @@ def _table(results, config, wall):
              for k in SHOWN]
     iterations = ' / '.join(f'{r["iterations"][k]:.1f}' for k in POOLED)
     rows.append([f'{r["kl"]:g}', f'{r["n"]:g}'] + cells + [f'{r["pooled_spread"]:.1e}', iterations])
-  note = (f'|log Z estimate - log Z|, mean ± std (ddof = 1) over {config.num_seeds} seeds, '
+  note = (f'|log Z estimate - log Z|, mean ± std (ddof = 1) over {config.data.num_seeds} seeds, '
           f'd = {config.data.dim}, '
           f'target scale {config.data.scale}; in brackets: the share of seeds whose error is within '
           f'2 claimed standard errors. Pooled spread: the largest gap between the optimal bridge, '

@@ -50,7 +50,7 @@ def build(config) -> Task:
                                         exact_log_z(config, params))
     return {'likelihood': likelihood} if likelihood else {}
 
-  return Task(model, params, loss_fn, eval_fn, truth={'mi': exact, 'mi_error': 0.0},
+  return Task(init_params=params, loss_fn=loss_fn, eval_fn=eval_fn, truth={'mi': exact, 'mi_error': 0.0},
               table_metrics=('mi', 'mi_error', 'log_ratio_mse_data'),
               tolerance_metric='mi_error', tolerance=config.data.tolerance * exact, report=report,
               sample_batch=sample_batch)

@@ -2,7 +2,7 @@
 (``ddpm_toy2d``), alone or with a term on real data (SiD²A's adversarial loss, NCE or N²CE).
 
 Each evaluation judges the generator's samples against held-out data (sliced W2, MMD, modes).
-The summary's truth holds the teacher's cut samplers at 1, 4, 10 and 100 steps on the same
+The summary's references hold the teacher's cut samplers at 1, 4, 10 and 100 steps on the same
 held-out data and evaluation key (the reference rows), the generator before distillation (the
 teacher's one-step denoiser of pure noise) and the floor: two held-out samples' distance.
 """
@@ -37,9 +37,10 @@ def build(config) -> Task:
                               held_out.shape)(teacher_params)
   other = toy2d.sample(config.data.dataset, jax.random.fold_in(jax.random.PRNGKey(config.seed), 98),
                        held_out.shape[0])
-  truth = {**{f'teacher_{t}_steps_{k}': v for t, samples in cut.items() for k, v in judge(samples).items()},
-           **{f'before_{k}': v for k, v in judge(generated(distilled.params)).items()},
-           'data_floor_sliced_w2': judge(other)['sliced_w2']}
+  references = {**{f'teacher_{t}_steps_{k}': v for t, samples in cut.items()
+                   for k, v in judge(samples).items()},
+                **{f'before_{k}': v for k, v in judge(generated(distilled.params)).items()},
+                'data_floor_sliced_w2': judge(other)['sliced_w2']}
 
   def report(params, workdir):
     shown = {'held-out data': held_out, 'teacher, 100 steps': cut[100],
@@ -48,6 +49,7 @@ def build(config) -> Task:
     figure, _ = samplers.sample_panels(shown)
     return {'samples_png': plotting.save(figure, os.path.join(workdir, 'sid_samples.png'))}
 
-  return Task(None, distilled.params, None, lambda params: judge(generated(params)), truth,
+  return Task(init_params=distilled.params, eval_fn=lambda params: judge(generated(params)),
+              references=references,
               table_metrics=('sliced_w2', 'mmd', 'modes_covered'), report=report,
               optimizer=distilled.optimizer, train_step=distilled.train_step)

@@ -76,5 +76,6 @@ def build(config) -> Task:
     return {'density_plot': path, 'likelihood': likelihood}
 
   noise_nll = float(-jnp.mean(base.log_prob(x_test)))
-  return Task(model, params, loss_fn, eval_fn, truth={'noise_nll': noise_nll, 'log_z': 0.0},
+  return Task(init_params=params, loss_fn=loss_fn, eval_fn=eval_fn, truth={'log_z': 0.0},
+              references={'noise_nll': noise_nll},
               table_metrics=('test_nll', 'log_z'), report=report, sample_batch=sample_batch)

@@ -42,7 +42,7 @@ def check(config) -> None:
   one_of(config, 'data.dataset', DATASETS)
   number(config, 'data.num_test', low=2, integer=True)
   number(config, 'judge.num_samples', low=2, integer=True)
-  number(config, 'judge.num_steps', low=1, integer=True)
+  number(config, 'judge.train_steps', low=1, integer=True)
   number(config, 'judge.num_train', low=10, integer=True)
   widths(config, 'judge.hidden')
 
@@ -85,7 +85,7 @@ class Judge:
     self.model = classifier.FeatureClassifier(tuple(j.hidden))
     self.params = classifier.train_classifier(self.model, jax.random.PRNGKey(CLASSIFIER_SEED),
                                               jnp.asarray(x_train), jnp.asarray(y_train),
-                                              num_steps=j.num_steps)
+                                              num_steps=j.train_steps)
     self.test_accuracy = classifier.accuracy(self.model, self.params, jnp.asarray(self.x_test),
                                              jnp.asarray(y_test))
     self._features = jax.jit(lambda params, x: self.model.apply(params, x, features=True))

@@ -8,12 +8,9 @@ from nnce_jax import estimation, models, objectives, schedules
 
 
 def make_model(config, base) -> nn.Module:
-  k = config.objective.num_stages
-  if config.model.name == 'gaussian':
-    return models.GaussianRatio(base=base, num_stages=k)
-  if config.model.name == 'resmlp':
-    return models.ResidualMLPRatio(width=config.model.width, num_blocks=config.model.num_blocks, num_stages=k)
-  return models.MLPRatio(hidden=tuple(config.model.hidden), num_stages=k)
+  m = config.model
+  return models.ratio_model(m.name, base, num_stages=config.objective.num_stages, hidden=m.hidden,
+                            width=m.width, num_blocks=m.num_blocks)
 
 
 def make_objective(config) -> objectives.Objective:
@@ -30,12 +27,9 @@ def ratio_parts(config, base, sample_data, dim: int, noise_source=None):
   ratio-estimation task; ``sample_data(key, n) -> [n, d]``; the batches' noise comes from
   ``noise_source`` (default ``base``: fresh draws every step)."""
   model = make_model(config, base)
-  init_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
-  params = model.init(init_key, jnp.zeros((1, dim)))
-  objective = make_objective(config)
-  loss_fn = estimation.make_ratio_loss(model.apply, objective)
-  sample_batch = estimation.make_ratio_sampler(sample_data, noise_source or base, objective.noise_per_data,
-                                               config.train.batch_size)
+  params, loss_fn, sample_batch = estimation.ratio_estimator(
+      model, make_objective(config), sample_data, noise_source or base, batch_size=config.train.batch_size,
+      dim=dim, init_key=jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))
   return model, params, loss_fn, sample_batch
 
 

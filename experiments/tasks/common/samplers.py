@@ -16,7 +16,7 @@ import orbax.checkpoint as ocp
 from flax import linen as nn
 
 from experiments.core import plotting
-from experiments.core.checks import ConfigError, boolean, number, one_of, widths
+from experiments.core.checks import MAX_MAGNITUDE, ConfigError, boolean, number, one_of, widths
 from nnce_jax import checkpoint, ddpm, dxmi, few_step, sample_distances, sid, train
 from nnce_jax.data import toy2d
 from nnce_jax.objectives import make_objective
@@ -86,7 +86,8 @@ def check_teacher_run(config) -> None:
 def check_fine_tuning(config) -> None:
   """The fields of a DxMI fine-tuning config (``dxmi_toy2d``, ``dxmi_images``)."""
   check_teacher_run(config)
-  number(config, 'sampler.num_steps', low=1, integer=True)
+  number(config, 'sampler.steps', low=1, integer=True)
+  number(config, 'energy.magnitude', low=0, low_open=True, high=MAX_MAGNITUDE)
   for field in ('sampler.network_learning_rate', 'sampler.sigma_learning_rate', 'energy.learning_rate',
                 'value.learning_rate'):
     number(config, field, low=0, low_open=True)
@@ -165,7 +166,7 @@ def fine_tuning(config, network, schedule, teacher_params, dim: int, draw_data: 
   """The ``T``-step VAR sampler cut from ``teacher_params``, the energy (and value) networks
   of ``config``, and :func:`nnce_jax.dxmi.make_train_step` on data from ``draw_data(key,
   inputs) -> [B, dim]``; the running velocity starts from ``velocity_samples`` trajectories."""
-  var = few_step.var_schedule(schedule, config.sampler.num_steps)
+  var = few_step.var_schedule(schedule, config.sampler.steps)
   energy, value = ValueMLP(tuple(config.energy.hidden)), ValueMLP(tuple(config.value.hidden))
   shared = config.value.shared_with_energy  # one time-independent network, as the reference's CIFAR-10
   networks = dxmi.Networks(energy=energy.apply, value=None if shared else value.apply, epsilon=network.apply)
@@ -191,7 +192,7 @@ def fine_tuning(config, network, schedule, teacher_params, dim: int, draw_data: 
     optimizers['value'] = optax.adam(config.value.learning_rate)
   tx = train.per_group(optimizers)
   objective = (None if config.energy.loss == 'dxmi'
-               else make_objective(config.energy.loss, magnitude=config.objective.magnitude))
+               else make_objective(config.energy.loss, magnitude=config.energy.magnitude))
   hyper = dxmi.Hyper(**config.dxmi.to_dict())
   train_step = dxmi.make_train_step(networks, var, tx, objective, draw_data, hyper)
   energy_on = jax.jit(lambda params, points: energy.apply(params['energy'], points))
