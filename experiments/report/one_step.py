@@ -147,13 +147,14 @@ def last_logged(run: dict, key: str) -> float:
 def section(setting, dataset, curves, figures_dir) -> tuple[str, dict]:
   seeds = curves['none']
   METRIC, TITLE, COLUMNS = setting.metric, setting.title, setting.columns  # noqa: N806
-  truths = lambda key: [r['references'][key] for r in seeds]  # noqa: E731
+  references_of = lambda key: [r['references'][key] for r in seeds]  # noqa: E731
   head = (['sampler', f'{TITLE} (end)', f'best {TITLE}'] + [f'{name} (end)' for name in COLUMNS.values()]
           + ['discriminator accuracy (end)'])
-  rows = [[f'teacher, {t} step{"s" * (t > 1)}', mean_std(truths(f'teacher_{t}_steps_{METRIC}')), '']
-          + [mean_std(truths(f'teacher_{t}_steps_{k}')) for k in COLUMNS] + [''] for t in REFERENCE_STEPS]
-  rows.append(['generator before distillation'] + [mean_std(truths(f'before_{METRIC}')), '']
-              + [mean_std(truths(f'before_{k}')) for k in COLUMNS] + [''])
+  rows = [[f'teacher, {t} step{"s" * (t > 1)}', mean_std(references_of(f'teacher_{t}_steps_{METRIC}')), '']
+          + [mean_std(references_of(f'teacher_{t}_steps_{k}')) for k in COLUMNS] + ['']
+          for t in REFERENCE_STEPS]
+  rows.append(['generator before distillation'] + [mean_std(references_of(f'before_{METRIC}')), '']
+              + [mean_std(references_of(f'before_{k}')) for k in COLUMNS] + [''])
   accuracies = {v: [last_logged(r, 'discriminator_accuracy') for r in runs] for v, runs in curves.items()
                 if v != 'none'}
   for variant, runs in curves.items():
@@ -161,7 +162,7 @@ def section(setting, dataset, curves, figures_dir) -> tuple[str, dict]:
     rows.append([VARIANTS[variant], mean_std([final(r) for r in runs]),
                  mean_std([float(np.min(r['judged'])) for r in runs])]
                 + [mean_std([r[k][-1] for r in runs]) for k in COLUMNS] + [accuracy])
-  rows.append(['held-out data (the floor)', mean_std(truths(f'data_floor_{METRIC}')), '', '', '', ''])
+  rows.append(['held-out data (the floor)', mean_std(references_of(f'data_floor_{METRIC}')), '', '', '', ''])
   rows_a, verdict_a = claim_a(curves, TITLE)
   rows_b, verdict_b = claim_b(curves)
   budget = seeds[0]['budget']

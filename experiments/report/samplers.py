@@ -170,15 +170,15 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
   seeds = curves[losses[0]]  # the references of seed i are the same in every cell
   budget = seeds[0]['budget']
   names = list(thresholds(seeds[0]['references'], metric))
-  truths = lambda key: [r['references'][key] for r in seeds]  # noqa: E731
+  references_of = lambda key: [r['references'][key] for r in seeds]  # noqa: E731
   met = {name: met_before(seeds, name, metric) for name in names}
   lines = [f'\n## {dataset}, T = {steps}\n']
   head = (['sampler', f'{title} (end)', f'best {title}'] + [f'{name} (end)' for name in kind.columns.values()]
           + [f'iterations to ≤ {name} (mean bar {np.mean([_bar(r, name, metric) for r in seeds]):.4g})'
              for name in names])
-  teacher = [mean_std(truths(f'teacher_{k}')) if f'teacher_{k}' in seeds[0]['references'] else ''
+  teacher = [mean_std(references_of(f'teacher_{k}')) if f'teacher_{k}' in seeds[0]['references'] else ''
              for k in kind.columns]
-  rows = [[f'teacher, {steps} steps (before)', mean_std(truths(f'teacher_{metric}')), ''] + teacher
+  rows = [[f'teacher, {steps} steps (before)', mean_std(references_of(f'teacher_{metric}')), ''] + teacher
           + [''] * len(names)]
   for loss in losses:
     runs = curves[loss]
@@ -188,8 +188,9 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
                 + [f'met before fine-tuning on {met[name]} of {len(runs)} seeds' if met[name]
                    else mean_std([iterations_to(r, _bar(r, name, metric)) for r in runs]) for name in names])
   rest = [''] * (len(head) - 2)
-  rows += [[f'teacher, {THRESHOLD_STEPS} steps', mean_std(truths(f'teacher_{THRESHOLD_STEPS}_step_{metric}'))]
-           + rest, ['held-out data (the floor)', mean_std(truths(f'data_floor_{metric}'))] + rest]
+  bar = mean_std(references_of(f'teacher_{THRESHOLD_STEPS}_step_{metric}'))
+  rows += [[f'teacher, {THRESHOLD_STEPS} steps', bar]
+           + rest, ['held-out data (the floor)', mean_std(references_of(f'data_floor_{metric}'))] + rest]
   lines += [f'Mean ± std over {len(seeds)} seeds after {budget} iterations; "best" is the lowest '
             'evaluation of each run (read off the test points, so an optimistic figure). The teacher\'s '
             'numbers, and so the bars, are measured per seed (its held-out data and evaluation key); '
