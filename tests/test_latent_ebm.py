@@ -59,6 +59,20 @@ def test_anomaly_runs_use_the_reference_split(data_dir):
   assert len(subset) == 700 and set(subset) <= set(test)
 
 
+@pytest.mark.slow  # 30 s on 2 cores: builds and evaluates the model twice
+def test_the_chasm_is_read_on_the_training_posterior(data_dir):
+  """The prior is fitted to posteriors under the training likelihood: its chasm diagnostic stays
+  put when the scoring likelihood is sharper (digit 1 is scored at sigma 0.1), the scores move."""
+  from experiments import tasks
+  metrics = {}
+  for std in (0.1, 1.0):
+    config = small_lebm(data_dir, 1, **{'data.anomaly_digit': 1, 'score.observation_std': std})
+    task = tasks.get(config.task).build(config)
+    metrics[std] = task.eval_fn(task.init_params)
+  assert metrics[0.1]['chasm_log_ratio'] == metrics[1.0]['chasm_log_ratio']
+  assert metrics[0.1]['auprc'] != metrics[1.0]['auprc']
+
+
 @pytest.mark.slow  # 25 s on 2 cores, mostly compiling the DAMC model three ways
 def test_anomaly_score_is_the_sum_of_its_terms():
   """joint = ||x - g(z)||^2 + (-s(z) + ||z||^2 / 2) at the returned z; no refinement: Q's own sample."""
