@@ -182,6 +182,24 @@ def test_report_reads_iterations_to_threshold_and_judges_the_claim():
       '(its 100-step sampler measures no better)')
 
 
+def test_a_claim_no_run_reaches_shows_no_difference_and_the_end_quality_beside_it(tmp_path):
+  """Every run censored at twice the budget is not a measured difference of 0 iterations; the
+  paired quality at the end is set beside the verdict."""
+  from experiments.report import samplers as report
+  references = {'teacher_sliced_w2': 0.2, 'teacher_100_step_sliced_w2': 0.01, 'data_floor_sliced_w2': 0.005}
+
+  def run(level):
+    judged = np.array([0.19, 0.18, level])
+    return {'step': np.array([50, 100, 150]), 'judged': judged, 'references': references, 'png': None,
+            'budget': 150, 'mmd': judged, 'modes_covered': judged, 'energy_auroc': judged,
+            'mean_sigma': judged}
+  curves = {'dxmi': [run(0.15), run(0.16), run(0.14)], 'noisier_nce': [run(0.12), run(0.12), run(0.11)]}
+  _, claims = report.section('8gaussians', 4, curves, str(tmp_path))
+  assert claims[0]['interval'] == 'no run reaches it in 150'
+  assert str(claims[0]['verdict']) == 'inconclusive: no loss reaches it within the budget'
+  assert claims[0]['end'].startswith('-0.03333 [') and 'sliced W2, p = ' in claims[0]['end']
+
+
 def test_report_takes_one_seed_count_or_one_per_step_count():
   from absl import flags
   from absl.testing import flagsaver
