@@ -201,6 +201,8 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
   claims, comparison_rows = [], []
   if 'noisier_nce' in curves:
     for other in [loss for loss in losses if loss != 'noisier_nce']:
+      a, b = [r['judged'][-1] for r in curves['noisier_nce']], [r['judged'][-1] for r in curves[other]]
+      end, p_value = str(statistics.paired(a, b)), f'p = {statistics.paired_p_value(a, b):.3g}'
       for name in names:
         found = {loss: [iterations_to(r, _bar(r, name, metric)) for r in curves[loss]]
                  for loss in ('noisier_nce', other)}
@@ -214,12 +216,9 @@ def section(dataset, steps, curves, figures_dir) -> tuple[str, list[dict]]:
                                 outcome(interval, reached, met[name])])
         if name.startswith('teacher') and other == 'dxmi':
           claims.append({'dataset': dataset, 'steps': steps, 'interval': shown,
+                         'end': f'{end} ({title}, {p_value})',
                          'verdict': verdict(interval, reached, met[name], f'{dataset}, T = {steps}')})
-      a, b = [r['judged'][-1] for r in curves['noisier_nce']], [r['judged'][-1] for r in curves[other]]
-      end, p_value = str(statistics.paired(a, b)), f'p = {statistics.paired_p_value(a, b):.3g}'
       comparison_rows.append([f'N²CE − {NAMES[other]}', f'{title} at the end', end, '', p_value])
-      if other == 'dxmi':
-        claims[-1]['end'] = f'{end} ({title}, {p_value})'
     lines += ['\n### Paired comparisons (seed by seed; t interval)\n',
               'Iterations to a threshold are read at the evaluations (every 50 iterations); a run that '
               'never reached it counts at twice the budget; "reached" gives the seeds that did (N²CE / '
@@ -319,8 +318,7 @@ def seed_counts(seeds: dict) -> str:
 
 
 def header(command, wall, settings, quick, claims) -> str:
-  summary = [[c['dataset'], str(c['steps']), c['interval'], str(c['verdict']), c.get('end', '')]
-             for c in claims]
+  summary = [[c['dataset'], str(c['steps']), c['interval'], str(c['verdict']), c['end']] for c in claims]
   toy = {**TOY.defaults().to_dict()['data'], **{k[5:]: v for k, v in settings[TOY][0].items()
                                                  if k.startswith('data.')}}
   images = IMAGES.defaults()
