@@ -2,6 +2,7 @@
 directory of another config. Each child process is stopped with SIGKILL if it outlives its
 deadline (JAX catches SIGTERM)."""
 
+import concurrent.futures
 import json
 import logging
 import os
@@ -40,16 +41,22 @@ def _main(workdir, *flags, devices=1):
 
 
 def _finish(children, timeout=240):
-  """Waits for every child; SIGKILLs all of them past ``timeout``; returns their outputs."""
-  deadline, outputs = time.time() + timeout, []
-  try:
-    for child in children:
-      outputs.append(child.communicate(timeout=max(deadline - time.time(), 1))[0].decode())
-  finally:
-    for child in children:
-      child.kill()
-  for child, output in zip(children, outputs):
-    assert child.returncode == 0, output[-3000:]
+  """Waits for every child (draining all their pipes at once: one blocked on a full pipe would
+  stall the others' collectives); SIGKILLs them all past ``timeout``; returns their outputs. A
+  failure shows every child's output: a hang in one is often another's crash."""
+  def drain(child):
+    try:
+      return child.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+      for each in children:
+        each.kill()
+      return child.communicate()[0]  # what it wrote before the kill
+
+  with concurrent.futures.ThreadPoolExecutor(len(children)) as pool:
+    outputs = [out.decode() for out in pool.map(drain, children)]
+  if any(child.returncode for child in children):
+    raise AssertionError('\n'.join(f'--- process {i} (exit {child.returncode}):\n{output[-3000:]}'
+                                    for i, (child, output) in enumerate(zip(children, outputs))))
   return outputs
 
 
@@ -163,6 +170,23 @@ def test_a_workdir_of_another_config_is_refused_unless_forced(tmp_path):
   scheduled.train.num_steps = 500  # M(t) spans the run: more steps is another run
   with pytest.raises(WorkdirConflict, match=r'train.num_steps: 100 -> 500'):
     claim(str(tmp_path / 'scheduled'), scheduled)
+
+
+def test_another_process_reading_the_config_while_process_0_writes_it_sees_it_whole(tmp_path, monkeypatch):
+  """Process 1 checks the recorded config (writing nothing) while process 0 records it: read
+  mid-write, a truncated file would crash process 1 and leave process 0 at its first barrier."""
+  config, workdir = small_config(), str(tmp_path)
+  claim(workdir, config)
+  seen = []
+  dump = json.dump
+
+  def dump_while_another_process_reads(*args, **kwargs):
+    seen.append(open_workdir(config, workdir, num_devices=4, write=False))  # process 1
+    dump(*args, **kwargs)
+
+  monkeypatch.setattr(json, 'dump', dump_while_another_process_reads)
+  claim(workdir, config)  # process 0, resuming
+  assert seen == [None]
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import time
 
 import jax
 import optax
+import orbax.checkpoint as ocp
 
 from experiments import tasks
 from experiments.core.checks import check_common
@@ -74,6 +75,8 @@ def fit(config, workdir: str) -> tuple[engine.TrainState, Task]:
     if writer:
       writer.close()
     manager.close()
+  # Every process reads the metrics process 0 wrote (the summary): not before they are all there.
+  ocp.multihost.sync_global_processes('nnce_metrics_written')
   return state, task
 
 

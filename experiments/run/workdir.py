@@ -140,8 +140,12 @@ def open_workdir(config, workdir: str, *, num_devices: int, num_processes: int =
   lock = WorkdirLock(workdir).acquire()
   try:
     _refuse_other_config(workdir, config, force)  # again: the previous holder may have just written
-    with open(os.path.join(workdir, CONFIG_FILE), 'w') as f:
+    # Whole or absent, never half-written: the other processes of a multi-process run read it
+    # (_refuse_other_config) while process 0 writes it.
+    path = os.path.join(workdir, CONFIG_FILE)
+    with open(path + '.tmp', 'w') as f:
       json.dump(config.to_dict(), f, indent=2, default=str)
+    os.replace(path + '.tmp', path)
   except BaseException:
     lock.release()
     raise
