@@ -233,8 +233,12 @@ def test_long_run_page_reads_runs_as_far_as_they_got(tmp_path):
   evals = {run: anomaly_long.evaluations(anomaly_long.run_dir(str(tmp_path), 1, run))
            for run in ('damc', 'short_run')}
   assert anomaly_long.run_seconds(str(tmp_path), 1) == pytest.approx(3000 / 2 + 2000 / 2)
-  text = anomaly_long.stage_section(1, evals, 'stage1.png', 20000)
+  text = anomaly_long.stage_section(1, evals, 'stage1.png', 20000, seconds=5400)
   assert 'Not finished** (N²CE K = 3, DAMC at 3,000; N²CE K = 3, short-run at 2,000 of 20,000' in text
+  assert '--stages=1`: its runs trained for 1.50 h' in text
+  page = f'# title\n\nintro\n{text}\n## Stage 2: digit 1\n\nstage two text\n'
+  assert anomaly_long.kept_sections(page, [2]) == {1: text}  # rendering stage 2 keeps stage 1 as it was
+  assert anomaly_long.kept_sections(page, [1]) == {2: '\n## Stage 2: digit 1\n\nstage two text\n'}
   assert 'at iteration 2000' in text and 'AUPRC +0.100' in text and 'positive at 2 of 2' in text
   assert os.path.getsize(anomaly_long.curves(1, evals, str(tmp_path / 'stage1.png'))) > 0
   assert anomaly_long.evaluations(str(tmp_path / 'absent')) == []

@@ -16,6 +16,7 @@ AUPRC, the prior term's AUPRC, the reconstruction error and the chasm against it
 """
 
 import os
+import re
 import sys
 import time
 from concurrent import futures
@@ -128,7 +129,7 @@ def curves(stage: int, evals: dict, path: str) -> str:
   return plotting.save(figure, path, legend_axes=[axes[0]])
 
 
-def stage_section(stage: int, evals: dict, figure: str, steps: int) -> str:
+def stage_section(stage: int, evals: dict, figure: str, steps: int, seconds: float) -> str:
   digit, question, runs, (a, b) = STAGES[stage]
   head = ['run', 'iterations', 'AUPRC (last)', 'AUPRC (validation-selected)', 'trapezoidal AUPRC (best test)',
           'prior AUPRC (last)', 'reconstruction AUPRC (last)', 'test MSE (last)', 'chasm (last)']
@@ -143,6 +144,8 @@ def stage_section(stage: int, evals: dict, figure: str, steps: int) -> str:
                  f'{last["chasm_log_ratio"]:.2f}'])
   paper = {name: PAPER_AUPRC[name].get(digit) for name in ('noisier_nce_k3', 'nce')}
   lines = [f'\n## Stage {stage}: digit {digit}\n', f'Question: {question}\n',
+           f'`python -m experiments.report.anomaly_long --steps={steps} --stages={stage}`: its runs trained '
+           f'for {seconds / 3600:.2f} h (the sum of their own clocks).\n',
            f'![stage {stage} curves]({figure})\n', markdown_table(head, rows),
            f'\nRandom AUPRC (prevalence): {next(iter(evals.values()))[0]["positive_rate"]:.3f}; the paper\'s '
            f'(test-selected, all of MNIST, the reference model): N²CE K = 3 {paper["noisier_nce_k3"]}, '
@@ -168,6 +171,14 @@ def stage_section(stage: int, evals: dict, figure: str, steps: int) -> str:
   return '\n'.join(lines)
 
 
+def kept_sections(page: str, stages: list[int]) -> dict[int, str]:
+  """``{stage: section}`` of the stages of ``page`` not in ``stages``: a page rendered for some
+  stages keeps the others as they were (their runs may live on another machine)."""
+  sections = re.split(r'(?=\n## Stage \d+:)', page)[1:]
+  numbered = {int(re.match(r'\n## Stage (\d+):', section).group(1)): section for section in sections}
+  return {stage: section for stage, section in numbered.items() if stage not in stages}
+
+
 def main(argv):
   del argv
   quick = driver.QUICK.value
@@ -180,10 +191,15 @@ def main(argv):
              'noisier_nce_k3, nce')
   if steps < 1:
     sys.exit(f'Invalid flag: --steps={steps} is invalid; it must be >= 1')
-  started, wall, sections = time.perf_counter(), 0.0, []
+  started, wall = time.perf_counter(), 0.0
+  stages = [int(s) for s in _STAGES.value]
+  sections = {}
+  if os.path.exists(output) and not quick:
+    with open(output) as f:
+      sections = kept_sections(f.read(), stages)
   figures = os.path.join(os.path.dirname(output), 'anomaly_long')
   os.makedirs(figures, exist_ok=True)
-  for stage in map(int, _STAGES.value):
+  for stage in stages:
     if _RENDER_ONLY.value:
       dirs = {run: run_dir(workdir, stage, run) for run in STAGES[stage][2]}
       seconds = run_seconds(workdir, stage)
@@ -195,18 +211,19 @@ def main(argv):
     wall += seconds
     evals = {run: found for run, path in dirs.items() if (found := evaluations(path))}
     if not evals:
-      sections.append(f'\n## Stage {stage}: digit {STAGES[stage][0]}\n\nNot run yet.\n')
+      sections[stage] = f'\n## Stage {stage}: digit {STAGES[stage][0]}\n\nNot run yet.\n'
       continue
     figure = curves(stage, evals, os.path.join(figures, f'stage{stage}.png'))
-    sections.append(stage_section(stage, evals, os.path.relpath(figure, os.path.dirname(output)), steps))
-  command = 'python -m experiments.report.anomaly_long' + (' --quick' if quick else f' --steps={steps}')
+    sections[stage] = stage_section(stage, evals, os.path.relpath(figure, os.path.dirname(output)), steps,
+                                    seconds)
   with open(output, 'w') as f:
     f.write('# DAMC at length on CPU: 20,000 iterations of the reference\'s iteration\n\n'
             + ('**Quick mode: pipeline check only, the numbers mean nothing.**\n\n' if quick else '')
-            + f'`{command} --stages={",".join(_STAGES.value)}`: its runs took {wall / 3600:.2f} h on a '
-            '2-core CPU machine, one seed per run (finished runs are reused and extended).\n\n'
+            + 'Each stage is run and rendered on its own (`--stages=N`; the page keeps the other stages\' '
+            'sections), on a 2-core CPU machine, one seed per run (finished runs are reused and '
+            'extended).\n\n'
             + __doc__.split('\n\n', 2)[2]
-            + ''.join(sections))
+            + ''.join(sections[stage] for stage in sorted(sections)))
   print(f'anomaly long report: {output} ({time.perf_counter() - started:.0f} s now; {wall:.0f} s of runs)')
 
 
