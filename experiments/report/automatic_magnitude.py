@@ -25,6 +25,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from experiments.core import plotting, tables
+from experiments.core.files import write_json_atomically
 from experiments.report import statistics
 from nnce_jax import closed_form, fit, noise, schedules
 
@@ -159,9 +160,7 @@ def run(benchmark: Benchmark, method: str, seed: int, workdir: str, num_steps: i
   logging.info('%s %s seed %d: |KL error| %.4f (truth %.3f), step %d kept, %.1f s', benchmark.name, method,
                seed, abs(result.kl - truth), truth, result.selected_step, record['wall_s'])
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path + '.tmp', 'w') as f:
-    json.dump(record, f)
-  os.replace(path + '.tmp', path)
+  write_json_atomically(path, record)
   return record
 
 

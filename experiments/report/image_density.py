@@ -23,6 +23,7 @@ from absl import app, flags
 from experiments.configs import image_density
 from experiments.core import plotting
 from experiments.core.checks import ConfigError, parse_overrides, set_fields
+from experiments.core.files import write_json_atomically
 from experiments.core.metrics import read_metrics
 from experiments.core.tables import markdown_table, mean_std
 from experiments.report import driver, statistics
@@ -152,9 +153,7 @@ def reevaluate(cell, temperatures: int) -> None:
       config.ais.num_temperatures = temperatures
       state, task = fit(config, run['run_dir'])  # at its last step: restores, trains nothing
       density = task.report(state.ema_params, run['run_dir'])['density']
-      with open(path + '.tmp', 'w') as f:  # whole or absent: an interrupted evaluation is redone
-        json.dump(density, f, indent=2)
-      os.replace(path + '.tmp', path)
+      write_json_atomically(path, density, indent=2)  # whole or absent: an interrupted evaluation is redone
     with open(path) as f:
       run['density'] = json.load(f)
 

@@ -14,6 +14,7 @@ import os
 import socket
 import time
 
+from experiments.core.files import write_json_atomically
 from experiments.run.training import check_config
 
 CONFIG_FILE = 'config.json'
@@ -142,10 +143,7 @@ def open_workdir(config, workdir: str, *, num_devices: int, num_processes: int =
     _refuse_other_config(workdir, config, force)  # again: the previous holder may have just written
     # Whole or absent, never half-written: the other processes of a multi-process run read it
     # (_refuse_other_config) while process 0 writes it.
-    path = os.path.join(workdir, CONFIG_FILE)
-    with open(path + '.tmp', 'w') as f:
-      json.dump(config.to_dict(), f, indent=2, default=str)
-    os.replace(path + '.tmp', path)
+    write_json_atomically(os.path.join(workdir, CONFIG_FILE), config.to_dict(), indent=2, default=str)
   except BaseException:
     lock.release()
     raise
