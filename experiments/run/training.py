@@ -1,7 +1,6 @@
 """One run of a config: the task checked and trained (state, devices, checkpoints, metrics) or
 evaluated, and its summary."""
 
-import json
 import logging
 import os
 import time
@@ -12,6 +11,7 @@ import orbax.checkpoint as ocp
 
 from experiments import tasks
 from experiments.core.checks import check_common
+from experiments.core.files import write_json_atomically
 from experiments.core.metrics import MetricWriter, read_metrics
 from experiments.core.task import Task
 from nnce_jax import checkpoint
@@ -109,7 +109,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
                                                        task.tolerance)
     summary['tolerance'] = {task.tolerance_metric: task.tolerance}
   summary['table_metrics'] = list(task.table_metrics)
-  if is_main:
-    with open(os.path.join(workdir, 'summary.json'), 'w') as f:
-      json.dump(summary, f, indent=2, default=str)
+  if is_main:  # a sweep reads it as the mark of a finished run: never half-written
+    write_json_atomically(os.path.join(workdir, 'summary.json'), summary, indent=2, default=str)
   return summary
