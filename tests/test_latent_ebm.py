@@ -198,6 +198,8 @@ def test_anomaly_quick_mode_writes_the_table(data_dir, tmp_path):
 
   from tests.test_configs import REPO
   output = tmp_path / 'anomaly.md'
+  kept = '\n## fashion_mnist\n\nanother run\'s section\n'
+  output.write_text('# old page\n' + kept)  # a dataset not rerun keeps its section
   result = subprocess.run(
       [sys.executable, '-m', 'experiments.report.anomaly', '--quick', '--datasets=mnist5k', '--short_run=',
        f'--workdir={tmp_path}', f'--output={output}', f'--override=data.data_dir={data_dir}',
@@ -211,6 +213,7 @@ def test_anomaly_quick_mode_writes_the_table(data_dir, tmp_path):
                  'selected on validation normals (ours)'):
     assert column in table
   assert 'short-run' not in table.split('## mnist5k')[1]  # not asked for, not run
+  assert table.endswith(kept) and '# old page' not in table
   assert '| 1 |' in table and '0.959' in table  # digit 1, the paper's N²CE K = 3 beside ours
 
 
@@ -248,7 +251,8 @@ def test_anomaly_claims_are_verdicts_on_paired_auprc():
   from experiments.report import anomaly
 
   def runs(auprc):  # {class: [one seed's metrics per value]}
-    return {label: [{'auprc': a + 0.01 * label, 'auroc': a} for a in auprc] for label in (1, 4)}
+    return {label: [{'auprc': a + 0.01 * label, 'auroc': a, 'auprc_test_selected': a + 0.05} for a in auprc]
+            for label in (1, 4)}
   metrics = {'mle': runs([0.60, 0.62, 0.61]), 'nce': runs([0.70, 0.71, 0.69]),
              'noisier_nce_k1': runs([0.70, 0.72, 0.69]), 'noisier_nce_k3': runs([0.90, 0.93, 0.91])}
   rows, verdicts = anomaly.comparisons('mnist5k', [1, 4], metrics, None)
@@ -256,4 +260,8 @@ def test_anomaly_claims_are_verdicts_on_paired_auprc():
   assert str(found['N²CE (K = 3) detects anomalies better than NCE']) == 'reproduced'
   assert str(found['N²CE (K = 1) detects anomalies better than NCE']) == 'inconclusive: the interval holds 0'
   assert found['N²CE (K = 3) detects anomalies better than the MLE prior'].kind == 'hypothesis'
-  assert len(rows) == 2 * len(verdicts)  # AUPRC and AUROC rows; no short-run comparison when none ran
+  # Both AUPRC protocols and AUROC per comparison; no short-run comparison when none ran.
+  assert [row[1] for row in rows[:3]] == list(anomaly.METRICS.values()) and len(rows) == 3 * len(verdicts)
+  del metrics['nce'][4][0]['auprc_test_selected']  # a run logged before the trapezoidal AUPRC was
+  rows, _ = anomaly.comparisons('mnist5k', [1, 4], metrics, None)
+  assert len([row for row in rows if 'test-selected' in row[1]]) == 1  # only the comparison without NCE

@@ -1,5 +1,7 @@
 """Markdown helpers every results table uses."""
 
+import re
+
 import numpy as np
 
 
@@ -20,3 +22,10 @@ def mean_std(values) -> str:
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
   return '\n'.join('| ' + ' | '.join(r) + ' |' for r in [header, ['---'] * len(header)] + rows)
+
+
+def sections(page: str) -> dict[str, str]:
+  """``{title: section}`` of the ``## title`` sections of a markdown page, each from its heading's
+  newline to the next one's: a page rendered in parts keeps the parts it did not rerun."""
+  parts = re.split(r'(?=\n## )', page)[1:]
+  return {part[4:].split('\n', 1)[0]: part for part in parts}

@@ -20,7 +20,9 @@ import numpy as np
 from absl import app, flags
 
 from experiments.configs import mnist_lebm
+from experiments.core import tables
 from experiments.core.checks import ConfigError, parse_overrides, set_fields
+from experiments.core.files import write_text_atomically
 from experiments.core.metrics import read_metrics
 from experiments.core.tables import markdown_table, mean_std
 from experiments.report import driver, statistics
@@ -102,32 +104,37 @@ def main(argv):
     short_run_classes = chosen_short_run(classes)
   except ConfigError as error:
     sys.exit(f'Invalid flag: {error}')
-  started, wall, sections = time.perf_counter(), 0.0, []
+  command = 'python -m experiments.report.anomaly' + (' --quick' if quick else '') + ''.join(
+      f' --override={field}={flag_value(value)}' for field, value in overrides.items() if field not in QUICK)
+  for name in ('classes', 'datasets', 'short_run'):
+    if flags.FLAGS[name].value != flags.FLAGS[name].default:
+      command += f' --{name}=' + ','.join(flags.FLAGS[name].value)
+  started, wall, sections = time.perf_counter(), 0.0, {}
+  if os.path.exists(output):  # the datasets not rerun keep their sections
+    with open(output) as f:
+      sections = {title: text for title, text in tables.sections(f.read()).items()
+                  if title in DEFAULT_CLASSES and title not in classes}
   for dataset, labels in classes.items():
     open_dataset(set_fields(mnist_lebm.get_config(), {'data.dataset': dataset}), 'train')  # built once, here
-    metrics = {}
+    metrics, dataset_wall = {}, 0.0
     for variant, (_, fields) in PRIOR_LEARNINGS.items():
       metrics[variant], seconds = run_variant(dataset, labels, fields, seeds,
                                               os.path.join(workdir, dataset, variant), overrides)
-      wall += seconds
+      dataset_wall += seconds
     short_run = None
     if dataset in short_run_classes:
       variant, fields = SHORT_RUN
       fields = {**PRIOR_LEARNINGS[variant][1], **fields}
       short_run, seconds = run_variant(dataset, short_run_classes[dataset], fields, seeds,
                                        os.path.join(workdir, dataset, variant + '_short_run'), overrides)
-      wall += seconds
-    sections.append(dataset_section(dataset, labels, metrics, short_run))
-  command = 'python -m experiments.report.anomaly' + (' --quick' if quick else '') + ''.join(
-      f' --override={field}={flag_value(value)}' for field, value in overrides.items() if field not in QUICK)
-  if flags.FLAGS.classes:
-    command += ' --classes=' + ','.join(flags.FLAGS.classes)
-  if flags.FLAGS.datasets != flags.FLAGS['datasets'].default:
-    command += ' --datasets=' + ','.join(flags.FLAGS.datasets)
-  if flags.FLAGS.short_run != flags.FLAGS['short_run'].default:
-    command += ' --short_run=' + ','.join(flags.FLAGS.short_run)
-  with open(output, 'w') as f:
-    f.write(header(command, wall, seeds, quick) + ''.join(sections))
+      dataset_wall += seconds
+    wall += dataset_wall
+    made_by = (f'`{command}`: its runs took {dataset_wall / 60:.1f} min on a 2-core CPU machine, {seeds} '
+               f'seed(s) per cell, {driver.JOBS.value} at a time (finished runs are reused).\n')
+    sections[dataset] = dataset_section(dataset, labels, metrics, short_run, made_by)
+    write_text_atomically(output, header(quick) + ''.join(sections[name] for name in DEFAULT_CLASSES
+                                                          if name in sections))
+    print(f'anomaly report: {dataset} written to {output}', flush=True)
   print(f'anomaly report: {output} ({time.perf_counter() - started:.0f} s now; {wall:.0f} s of runs)')
 
 
@@ -164,10 +171,11 @@ def _column(runs, key):
   return [r[key] for r in runs]
 
 
-def dataset_section(dataset, labels, metrics, short_run) -> str:
+def dataset_section(dataset, labels, metrics, short_run, made_by='') -> str:
+  """One dataset's section of the page; ``made_by`` names the command and run time behind it."""
   names = {v: label for v, (label, _) in PRIOR_LEARNINGS.items()}
   published = dataset.startswith('mnist')
-  lines = [f'\n## {dataset}\n']
+  lines = [f'\n## {dataset}\n', made_by]
   for key, title in (('auprc', 'AUPRC (average precision), selected on validation normals (ours)'),
                      ('auprc_test_selected', "AUPRC by the reference's protocol: trapezoidal, the best test "
                                              'evaluation (selected on the test set, so optimistic; '
@@ -214,7 +222,12 @@ def dataset_section(dataset, labels, metrics, short_run) -> str:
 
 
 def _pairs(labels, a, b, key):
-  return [x[key] for c in labels for x in a[c]], [y[key] for c in labels for y in b[c]]
+  return [x.get(key) for c in labels for x in a[c]], [y.get(key) for c in labels for y in b[c]]
+
+
+# The paired metrics: both AUPRC protocols (the verdicts read ours), and AUROC.
+METRICS = {'auprc': 'AUPRC (validation-selected)',
+           'auprc_test_selected': 'AUPRC (test-selected, trapezoidal)', 'auroc': 'AUROC'}
 
 
 # The claims judged on each dataset: (comparison, a, b, claim, kind); a − b in AUPRC above 0 reproduces.
@@ -228,17 +241,20 @@ CLAIMS = (
 
 
 def comparisons(dataset, labels, metrics, short_run) -> tuple[list[list[str]], list[Verdict]]:
-  """The paired comparisons' rows (AUPRC and AUROC; every class and seed a pair) and the
-  verdicts on AUPRC (paired 95% t interval of a − b above 0: reproduced, below: refuted)."""
+  """The paired comparisons' rows (``METRICS``; every class and seed a pair) and the verdicts on
+  validation-selected AUPRC (paired 95% t interval of a − b above 0: reproduced, below: refuted)."""
   rows, verdicts = [], []
   for name, first, second, claim, kind in CLAIMS:
     a, b = metrics[first], short_run if second == 'short_run' else metrics[second]
     if b is None:
       continue
-    for key in ('auprc', 'auroc'):
-      x, y = _pairs([c for c in labels if c in b], a, b, key)
+    paired_labels = [c for c in labels if c in b]
+    for key, metric in METRICS.items():
+      x, y = _pairs(paired_labels, a, b, key)
+      if None in x + y:  # runs logged before the trapezoidal AUPRC was
+        continue
       interval = statistics.paired(x, y)
-      rows.append([name, key.upper(), str(interval), str(len(x)), f'{statistics.paired_p_value(x, y):.3g}'])
+      rows.append([name, metric, str(interval), str(len(x)), f'{statistics.paired_p_value(x, y):.3g}'])
       if key == 'auprc':
         verdicts.append(Verdict(
             f'{claim} ({dataset}, AUPRC selected on validation normals)', decide(interval.sign),
@@ -258,11 +274,11 @@ def diagnostics(labels, runs_by_name) -> list[list[str]]:
   return rows
 
 
-def header(command, wall, seeds, quick) -> str:
+def header(quick) -> str:
   return ('# Anomaly detection with a latent-space EBM: DAMC, and its prior by MLE, NCE and N²CE\n\n'
           + ('**Quick mode: pipeline check only, the numbers mean nothing.**\n\n' if quick else '')
-          + f'`{command}`: its runs took {wall / 60:.1f} min on a 2-core CPU machine, {seeds} seed(s) per '
-          'cell, 2 at a time (finished runs are reused).\n\n'
+          + 'Each dataset\'s section is written when its runs finish and names the command and the run '
+          'time behind it; a command for some datasets keeps the other datasets\' sections.\n\n'
           'Protocol (the DAMC reference\'s): a dataset\'s splits are pooled; 80% of each normal class '
           'trains (10% of it held out as validation normals), the test set is the other 20% plus every '
           'image of the held-out class, so a random score\'s AUPRC is the prevalence (about 0.36 on '

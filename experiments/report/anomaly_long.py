@@ -25,7 +25,7 @@ import numpy as np
 from absl import app, flags
 
 from experiments.configs import mnist_lebm
-from experiments.core import plotting
+from experiments.core import plotting, tables
 from experiments.core.checks import ConfigError, set_fields
 from experiments.core.metrics import read_metrics
 from experiments.core.tables import markdown_table
@@ -174,8 +174,8 @@ def stage_section(stage: int, evals: dict, figure: str, steps: int, seconds: flo
 def kept_sections(page: str, stages: list[int]) -> dict[int, str]:
   """``{stage: section}`` of the stages of ``page`` not in ``stages``: a page rendered for some
   stages keeps the others as they were (their runs may live on another machine)."""
-  sections = re.split(r'(?=\n## Stage \d+:)', page)[1:]
-  numbered = {int(re.match(r'\n## Stage (\d+):', section).group(1)): section for section in sections}
+  numbered = {int(re.match(r'Stage (\d+):', title).group(1)): section
+              for title, section in tables.sections(page).items() if title.startswith('Stage ')}
   return {stage: section for stage, section in numbered.items() if stage not in stages}
 
 
