@@ -27,13 +27,12 @@ from experiments.core.metrics import read_metrics
 from experiments.core.tables import markdown_table, mean_std
 from experiments.report import driver, statistics
 from experiments.report.render import claims_table
+from experiments.report.study import Study
 from experiments.report.verdicts import HYPOTHESIS, PAPER, Verdict, decide
-from experiments.sweep import Subprocesses, run_sweep
 from experiments.sweep.grid import flag_value
 from experiments.tasks.common.image_data import open_dataset
 from experiments.tasks.common.published import PAPER_AUPRC
 
-CONFIG = 'experiments/configs/mnist_lebm.py'
 DEFAULT_CLASSES = {'mnist5k': (1, 4, 5, 7, 9), 'fashion_mnist': tuple(range(10))}
 PRIOR_LEARNINGS = {
     'mle': ('MLE', {'model.prior_learning': 'mle'}),
@@ -83,10 +82,9 @@ def run_variant(dataset, classes, fields, seeds, workdir, overrides) -> dict:
   for label in classes:  # one sweep per scoring sigma (digit 1 of MNIST is scored apart)
     groups.setdefault(score_std(dataset, label), []).append(label)
   for std, labels in groups.items():
-    run_fields = {**overrides, 'data.dataset': dataset, **fields, 'score.observation_std': std}
-    result = run_sweep(set_fields(mnist_lebm.get_config(), run_fields), {'data.anomaly_digit': labels},
-                       seeds=seeds, workdir=os.path.join(workdir, f'score_std_{std:g}'),
-                       executor=Subprocesses(CONFIG, run_fields, driver.JOBS.value))
+    study = Study(f'score_std_{std:g}', 'mnist_lebm', {'data.anomaly_digit': labels}, seeds,
+                  {**overrides, 'data.dataset': dataset, **fields, 'score.observation_std': std})
+    result = study.run(False, workdir, driver.JOBS.value)  # overrides already hold --quick's fields
     wall += result.wall_s
     for label in labels:
       results[label] = [selected(s['run_dir']) for s in result.cell(anomaly_digit=label)]

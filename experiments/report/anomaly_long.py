@@ -24,14 +24,13 @@ from concurrent import futures
 import numpy as np
 from absl import app, flags
 
-from experiments.configs import mnist_lebm
 from experiments.core import plotting, tables
-from experiments.core.checks import ConfigError, set_fields
+from experiments.core.checks import ConfigError
 from experiments.core.metrics import read_metrics
 from experiments.core.tables import markdown_table
 from experiments.report import driver
-from experiments.report.anomaly import CONFIG, PRIOR_LEARNINGS, SHORT_RUN, score_std
-from experiments.sweep import Subprocesses, run_sweep
+from experiments.report.anomaly import PRIOR_LEARNINGS, SHORT_RUN, score_std
+from experiments.report.study import Study
 from experiments.sweep.grid import cell_dir
 from experiments.tasks.common.published import PAPER_AUPRC
 
@@ -85,10 +84,8 @@ def train(stage: int, steps: int, quick: bool, workdir: str) -> tuple[dict, floa
   runs = [run for run in STAGES[stage][2] if not _RUNS.value or run in _RUNS.value]
 
   def train_run(run: str):  # one sweep each: a run's fields differ by more than one grid axis
-    fields = run_fields(stage, run, steps, quick)
-    return run_sweep(set_fields(mnist_lebm.get_config(), fields), {}, seeds=1,
-                     workdir=os.path.join(workdir, f'stage{stage}', run),
-                     executor=Subprocesses(CONFIG, fields, 1))
+    study = Study(run, 'mnist_lebm', {}, 1, run_fields(stage, run, steps, quick))
+    return study.run(False, os.path.join(workdir, f'stage{stage}'), 1)
 
   with futures.ThreadPoolExecutor(max_workers=driver.JOBS.value) as pool:
     results = dict(zip(runs, pool.map(train_run, runs)))
