@@ -18,7 +18,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments.core import cli
+from experiments.core import cli, compilation_cache
 from experiments.core.checks import ConfigError
 from experiments.run.training import run
 from experiments.run.workdir import DIVERGED_FILE, WorkdirConflict, open_workdir, record_divergence
@@ -41,6 +41,9 @@ _SEEDS = flags.DEFINE_integer('seeds', 1, 'With --grid: seeds config.seed .. con
 # No flags at all: NCE beside N^2CE on the default config's seeds 0, 1, 2.
 DEMONSTRATION = (['objective.name=nce,noisier_nce'], 3)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory (default ./runs/<config name>).')
+_COMPILATION_CACHE = flags.DEFINE_string(
+    'compilation_cache', compilation_cache.DEFAULT_DIR, "JAX's persistent compilation cache, shared by "
+    'every run (default $NNCE_COMPILATION_CACHE or ~/.cache/nnce_jax/xla); empty: none.')
 _FORCE = flags.DEFINE_bool('force', False, 'Run in a workdir that holds a run of another config.')
 _DISTRIBUTED = flags.DEFINE_bool('distributed', os.environ.get('NNCE_DISTRIBUTED') == '1',
                                  'Join a multi-process run (jax.distributed.initialize).')
@@ -67,6 +70,7 @@ def main(argv):
   logging.get_absl_handler().python_handler.addFilter(_own_info_only)
   import jax  # after flag parsing: --jax_* flags may configure the backend
 
+  compilation_cache.enable(_COMPILATION_CACHE.value)
   if _DISTRIBUTED.value:
     initialize_multihost(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   try:

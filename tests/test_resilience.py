@@ -97,7 +97,8 @@ def test_two_processes_of_two_devices_match_one_process_of_four(tmp_path):
 def test_sigkill_at_a_random_step_then_rerun_ends_bit_identical(tmp_path):
   steps = ['--config.train.num_steps=300', '--config.train.checkpoint_every=20']
   kill_after = random.Random().randrange(40, 240, 20)
-  child = _main(tmp_path / 'killed', *steps)
+  cache = f'--compilation_cache={tmp_path / "xla"}'  # the rerun loads what the killed run compiled
+  child = _main(tmp_path / 'killed', *steps, cache)
   checkpoints = tmp_path / 'killed' / 'checkpoints'
   deadline = time.time() + 120
   try:
@@ -110,7 +111,10 @@ def test_sigkill_at_a_random_step_then_rerun_ends_bit_identical(tmp_path):
     child.kill()  # SIGKILL: no handler runs
   child.wait()
   assert child.returncode == -9
-  _finish([_main(tmp_path / 'killed', *steps), _main(tmp_path / 'unbroken', *steps)])
+  assert any(name.endswith('-cache') for name in os.listdir(tmp_path / 'xla'))
+  # Unbroken and uncached: a cached executable must compute what a fresh compile does.
+  _finish([_main(tmp_path / 'killed', *steps, cache),
+           _main(tmp_path / 'unbroken', *steps, '--compilation_cache=')])
   killed = _final_state(tmp_path / 'killed', 300, 20)
   unbroken = _final_state(tmp_path / 'unbroken', 300, 20)
   assert int(killed.step) == 300, kill_after

@@ -1,0 +1,28 @@
+"""JAX's persistent compilation cache for experiment processes.
+
+A sweep's runs compile the same programs again and again (other seeds, other constants of the
+same shapes), and on a CPU compiling is most of a small run: a 6,000-step 5-D Gaussian run spends
+about 6 s in 86 compilations and 2 s training. With the cache, a run finds what an earlier run
+(or a sibling in the same sweep) compiled. Entries are looked up by the program, the compile
+options and the devices, so a hit is the executable a fresh compile would build.
+"""
+
+import os
+
+# $NNCE_COMPILATION_CACHE when set (empty: no cache), else the user's cache directory.
+DEFAULT_DIR = os.environ.get('NNCE_COMPILATION_CACHE', os.path.join(
+    os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'nnce_jax', 'xla'))
+MAX_BYTES = 2 * 1024**3  # least recently used entries go first; bounding it also file-locks every access
+
+
+def enable(path: str) -> None:
+  """Caches every compilation under ``path`` (none if ``path`` is empty): also the small eager ops
+  of a run's setup, which JAX's defaults (at least 1 s of compile time) would skip."""
+  if not path:
+    return
+  import jax
+
+  jax.config.update('jax_compilation_cache_dir', path)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+  jax.config.update('jax_persistent_cache_min_entry_size_bytes', -1)
+  jax.config.update('jax_compilation_cache_max_size', MAX_BYTES)
