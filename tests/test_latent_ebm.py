@@ -196,10 +196,11 @@ def test_anomaly_quick_mode_writes_the_table(data_dir, tmp_path):
   import subprocess
   import sys
 
+  from experiments.report.anomaly import QUICK_BANNER
   from tests.test_configs import REPO
   output = tmp_path / 'anomaly.md'
   kept = '\n## fashion_mnist\n\nanother run\'s section\n'
-  output.write_text('# old page\n' + kept)  # a dataset not rerun keeps its section
+  output.write_text(f'# old quick page\n\n{QUICK_BANNER}\n{kept}')  # a dataset not rerun keeps its section
   result = subprocess.run(
       [sys.executable, '-m', 'experiments.report.anomaly', '--quick', '--datasets=mnist5k', '--short_run=',
        f'--workdir={tmp_path}', f'--output={output}', f'--override=data.data_dir={data_dir}',
@@ -213,8 +214,25 @@ def test_anomaly_quick_mode_writes_the_table(data_dir, tmp_path):
                  'selected on validation normals (ours)'):
     assert column in table
   assert 'short-run' not in table.split('## mnist5k')[1]  # not asked for, not run
-  assert table.endswith(kept) and '# old page' not in table
+  assert table.endswith(kept) and '# old quick page' not in table
   assert '| 1 |' in table and '0.959' in table  # digit 1, the paper's N²CE K = 3 beside ours
+
+
+def test_anomaly_page_keeps_the_sections_of_datasets_not_written(tmp_path):
+  """A dataset's section replaces its old one when its runs finish; the other datasets keep
+  theirs, in the datasets' order; a quick page and a full one never share sections."""
+  from experiments.report import anomaly
+  output = str(tmp_path / 'anomaly.md')
+  old = {'mnist5k': '\n## mnist5k\n\nold digits\n', 'fashion_mnist': '\n## fashion_mnist\n\nold clothes\n'}
+  with open(output, 'w') as f:
+    f.write(anomaly.header(False) + old['mnist5k'] + old['fashion_mnist'])
+  anomaly.write_page(output, False, {'fashion_mnist': '\n## fashion_mnist\n\nnew clothes\n'})
+  page = open(output).read()
+  assert page.endswith(old['mnist5k'] + '\n## fashion_mnist\n\nnew clothes\n')
+  assert page.startswith(anomaly.header(False)) and 'old clothes' not in page
+  anomaly.write_page(output, True, {'mnist5k': '\n## mnist5k\n\nquick digits\n'})
+  page = open(output).read()
+  assert anomaly.QUICK_BANNER in page and 'clothes' not in page and 'old digits' not in page
 
 
 def test_long_run_page_reads_runs_as_far_as_they_got(tmp_path):

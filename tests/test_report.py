@@ -184,3 +184,14 @@ def test_cells_select_by_field_and_refuse_an_ambiguous_name():
   with pytest.raises(ValueError, match="'name' names model.name, objective.name"):
     result.cell(name='nce')
   assert cell_label(runs[0].cell) == 'model.name=mlp, objective.name=nce, magnitude=1'
+
+
+def test_a_seed_override_is_the_first_seed_of_a_study_never_replaced():
+  """``--override=seed=N`` starts a report's runs at seed N: the study takes it as its first seed,
+  and a study given a seed among its overrides (which the sweep would overwrite) is refused."""
+  from experiments.report.study import Study
+  study = Study.of('cell', 'gaussian', {}, 2, {'seed': 3, 'train.num_steps': 10})
+  assert study.first_seed == 3 and study.fields(False) == {'train.num_steps': 10, 'seed': 3}
+  assert Study.of('cell', 'gaussian', {}, 2, {}).first_seed == 0
+  with pytest.raises(ValueError, match='first_seed'):
+    Study('cell', 'gaussian', {}, 2, {'seed': 3})

@@ -181,14 +181,25 @@ def test_another_process_reading_the_config_while_process_0_writes_it_sees_it_wh
   mid-write, a truncated file would crash process 1 and leave process 0 at its first barrier."""
   config, workdir = small_config(), str(tmp_path)
   claim(workdir, config)
-  seen = []
-  dump = json.dump
+  seen, fdopen = [], os.fdopen
 
-  def dump_while_another_process_reads(*args, **kwargs):
-    seen.append(open_workdir(config, workdir, num_devices=4, write=False))  # process 1
-    dump(*args, **kwargs)
+  class HalfWritten:  # process 0's file, read by process 1 when half of it is written
+    def __init__(self, *args, **kwargs):
+      self.file = fdopen(*args, **kwargs)
 
-  monkeypatch.setattr(json, 'dump', dump_while_another_process_reads)
+    def __enter__(self):
+      return self
+
+    def __exit__(self, *exc):
+      self.file.close()
+
+    def write(self, text):
+      self.file.write(text[:len(text) // 2])
+      self.file.flush()
+      seen.append(open_workdir(config, workdir, num_devices=4, write=False))  # process 1
+      self.file.write(text[len(text) // 2:])
+
+  monkeypatch.setattr(os, 'fdopen', HalfWritten)
   claim(workdir, config)  # process 0, resuming
   assert seen == [None]
 

@@ -2,14 +2,16 @@
 
 import json
 import os
+import tempfile
 
 
 def write_text_atomically(path: str, text: str) -> None:
   """Writes ``text`` to ``path`` through a temporary file and a rename, so a reader (another process,
   or a rerun after an interruption) sees the old file, the new one, or none: never half."""
-  with open(path + '.tmp', 'w') as f:
+  descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or '.', prefix='.tmp-')
+  with os.fdopen(descriptor, 'w') as f:  # a file of its own: two writers never share one
     f.write(text)
-  os.replace(path + '.tmp', path)
+  os.replace(temporary, path)
 
 
 def write_json_atomically(path: str, data, **dump_kwargs) -> None:

@@ -48,6 +48,9 @@ QUICK = {'train.num_steps': 20, 'train.eval_every': 10, 'train.log_every': 10, '
          'data.num_test': 300, 'model.posterior_steps': 5, 'model.prior_steps': 5, 'model.diffusion_steps': 5}
 
 
+QUICK_BANNER = '**Quick mode: pipeline check only, the numbers mean nothing.**'
+
+
 def score_std(dataset: str, label: int) -> float:
   """The scoring likelihood's sigma: the reference uses 0.1 for MNIST's digit 1, 1 otherwise."""
   return 0.1 if dataset.startswith('mnist') and label == 1 else 1.0
@@ -82,8 +85,8 @@ def run_variant(dataset, classes, fields, seeds, workdir, overrides) -> dict:
   for label in classes:  # one sweep per scoring sigma (digit 1 of MNIST is scored apart)
     groups.setdefault(score_std(dataset, label), []).append(label)
   for std, labels in groups.items():
-    study = Study(f'score_std_{std:g}', 'mnist_lebm', {'data.anomaly_digit': labels}, seeds,
-                  {**overrides, 'data.dataset': dataset, **fields, 'score.observation_std': std})
+    study = Study.of(f'score_std_{std:g}', 'mnist_lebm', {'data.anomaly_digit': labels}, seeds,
+                     {**overrides, 'data.dataset': dataset, **fields, 'score.observation_std': std})
     result = study.run(False, workdir, driver.JOBS.value)  # overrides already hold --quick's fields
     wall += result.wall_s
     for label in labels:
@@ -104,14 +107,11 @@ def main(argv):
     sys.exit(f'Invalid flag: {error}')
   command = 'python -m experiments.report.anomaly' + (' --quick' if quick else '') + ''.join(
       f' --override={field}={flag_value(value)}' for field, value in overrides.items() if field not in QUICK)
-  for name in ('classes', 'datasets', 'short_run'):
+  for name in ('classes', 'datasets', 'short_run', 'seeds'):
     if flags.FLAGS[name].value != flags.FLAGS[name].default:
-      command += f' --{name}=' + ','.join(flags.FLAGS[name].value)
-  started, wall, sections = time.perf_counter(), 0.0, {}
-  if os.path.exists(output):  # the datasets not rerun keep their sections
-    with open(output) as f:
-      sections = {title: text for title, text in tables.sections(f.read()).items()
-                  if title in DEFAULT_CLASSES and title not in classes}
+      value = flags.FLAGS[name].value
+      command += f' --{name}=' + (','.join(value) if isinstance(value, list) else str(value))
+  started, wall, written = time.perf_counter(), 0.0, {}
   for dataset, labels in classes.items():
     open_dataset(set_fields(mnist_lebm.get_config(), {'data.dataset': dataset}), 'train')  # built once, here
     metrics, dataset_wall = {}, 0.0
@@ -129,11 +129,26 @@ def main(argv):
     wall += dataset_wall
     made_by = (f'`{command}`: its runs took {dataset_wall / 60:.1f} min on a 2-core CPU machine, {seeds} '
                f'seed(s) per cell, {driver.JOBS.value} at a time (finished runs are reused).\n')
-    sections[dataset] = dataset_section(dataset, labels, metrics, short_run, made_by)
-    write_text_atomically(output, header(quick) + ''.join(sections[name] for name in DEFAULT_CLASSES
-                                                          if name in sections))
+    written[dataset] = dataset_section(dataset, labels, metrics, short_run, made_by)
+    write_page(output, quick, written)
     print(f'anomaly report: {dataset} written to {output}', flush=True)
   print(f'anomaly report: {output} ({time.perf_counter() - started:.0f} s now; {wall:.0f} s of runs)')
+
+
+def write_page(output: str, quick: bool, written: dict) -> None:
+  """Writes ``output`` with the dataset sections ``written`` by this command and, for the other
+  datasets, the sections the page holds now (read just before writing, so a dataset whose runs
+  have not finished, or that another command wrote meanwhile, keeps its last section; a quick
+  page and a full one never share sections)."""
+  sections = {}
+  if os.path.exists(output):
+    with open(output) as f:
+      page = f.read()
+    if (QUICK_BANNER in page) == quick:
+      sections = {title: text for title, text in tables.sections(page).items() if title in DEFAULT_CLASSES}
+  sections.update(written)
+  write_text_atomically(output, header(quick) + ''.join(sections[name] for name in DEFAULT_CLASSES
+                                                        if name in sections))
 
 
 def chosen_classes(quick: bool) -> dict:
@@ -274,7 +289,7 @@ def diagnostics(labels, runs_by_name) -> list[list[str]]:
 
 def header(quick) -> str:
   return ('# Anomaly detection with a latent-space EBM: DAMC, and its prior by MLE, NCE and N²CE\n\n'
-          + ('**Quick mode: pipeline check only, the numbers mean nothing.**\n\n' if quick else '')
+          + (QUICK_BANNER + '\n\n' if quick else '')
           + 'Each dataset\'s section is written when its runs finish and names the command and the run '
           'time behind it; a command for some datasets keeps the other datasets\' sections.\n\n'
           'Protocol (the DAMC reference\'s): a dataset\'s splits are pooled; 80% of each normal class '

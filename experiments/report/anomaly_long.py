@@ -26,10 +26,11 @@ from absl import app, flags
 
 from experiments.core import plotting, tables
 from experiments.core.checks import ConfigError
+from experiments.core.files import write_text_atomically
 from experiments.core.metrics import read_metrics
 from experiments.core.tables import markdown_table
 from experiments.report import driver
-from experiments.report.anomaly import PRIOR_LEARNINGS, SHORT_RUN, score_std
+from experiments.report.anomaly import PRIOR_LEARNINGS, QUICK_BANNER, SHORT_RUN, score_std
 from experiments.report.study import Study
 from experiments.sweep.grid import cell_dir
 from experiments.tasks.common.published import PAPER_AUPRC
@@ -171,8 +172,8 @@ def stage_section(stage: int, evals: dict, figure: str, steps: int, seconds: flo
 def kept_sections(page: str, stages: list[int]) -> dict[int, str]:
   """``{stage: section}`` of the stages of ``page`` not in ``stages``: a page rendered for some
   stages keeps the others as they were (their runs may live on another machine)."""
-  numbered = {int(re.match(r'Stage (\d+):', title).group(1)): section
-              for title, section in tables.sections(page).items() if title.startswith('Stage ')}
+  numbered = {int(found.group(1)): section for title, section in tables.sections(page).items()
+              if (found := re.match(r'Stage (\d+):', title))}
   return {stage: section for stage, section in numbered.items() if stage not in stages}
 
 
@@ -213,14 +214,13 @@ def main(argv):
     figure = curves(stage, evals, os.path.join(figures, f'stage{stage}.png'))
     sections[stage] = stage_section(stage, evals, os.path.relpath(figure, os.path.dirname(output)), steps,
                                     seconds)
-  with open(output, 'w') as f:
-    f.write('# DAMC at length on CPU: 20,000 iterations of the reference\'s iteration\n\n'
-            + ('**Quick mode: pipeline check only, the numbers mean nothing.**\n\n' if quick else '')
-            + 'Each stage is run and rendered on its own (`--stages=N`; the page keeps the other stages\' '
-            'sections), on a 2-core CPU machine, one seed per run (finished runs are reused and '
-            'extended).\n\n'
-            + __doc__.split('\n\n', 2)[2]
-            + ''.join(sections[stage] for stage in sorted(sections)))
+  write_text_atomically(
+      output, '# DAMC at length on CPU: 20,000 iterations of the reference\'s iteration\n\n'
+      + (QUICK_BANNER + '\n\n' if quick else '')
+      + 'Each stage is run and rendered on its own (`--stages=N`; the page keeps the other stages\' '
+      'sections), on a 2-core CPU machine, one seed per run (finished runs are reused and extended).\n\n'
+      + __doc__.split('\n\n', 2)[2]
+      + ''.join(sections[stage] for stage in sorted(sections)))
   print(f'anomaly long report: {output} ({time.perf_counter() - started:.0f} s now; {wall:.0f} s of runs)')
 
 

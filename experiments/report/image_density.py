@@ -22,16 +22,16 @@ from absl import app, flags
 
 from experiments.configs import image_density
 from experiments.core import plotting
-from experiments.core.checks import ConfigError, parse_overrides, set_fields
+from experiments.core.checks import ConfigError, parse_overrides
 from experiments.core.files import write_json_atomically
 from experiments.core.metrics import read_metrics
 from experiments.core.tables import markdown_table, mean_std
 from experiments.report import driver, statistics
 from experiments.report.render import claims_table
+from experiments.report.study import Study
 from experiments.report.verdicts import INCONCLUSIVE, REFUTED, REPRODUCED, Verdict
-from experiments.sweep import RunFailed, Subprocesses, run_sweep
+from experiments.sweep import RunFailed
 
-CONFIG = 'experiments/configs/image_density.py'
 # name: (label, config fields). Every variant trains the same network, steps and batches.
 VARIANTS = {
     'nce': ('NCE', {'objective.name': 'nce', 'objective.num_stages': 1}),
@@ -133,9 +133,8 @@ def run_cell(dataset, noise, variant, seeds, workdir, overrides) -> dict:
   or flow noise is fitted by the first run of a dataset and kept beside its cells for the others."""
   fields = {**DATASET_FIELDS[dataset], 'noise.name': noise, **VARIANTS[variant][1],
             'noise.cache_dir': os.path.join(workdir, dataset, 'fitted_noise'), **overrides}
-  result = run_sweep(set_fields(image_density.get_config(), fields), {}, seeds=seeds,
-                     workdir=os.path.join(workdir, dataset, noise, variant),
-                     executor=Subprocesses(CONFIG, fields, 1))
+  study = Study.of(variant, 'image_density', {}, seeds, fields)
+  result = study.run(False, os.path.join(workdir, dataset, noise), 1)
   return {'runs': [r.summary for r in result.runs], 'wall_s': result.wall_s}
 
 

@@ -69,7 +69,7 @@ def students(config: str, dataset: str, teacher_dir: str, grid: dict, seeds: int
   """The sweep of ``grid`` x ``seeds`` of a student config (DxMI, SiD) on ``dataset``'s teacher
   run (``overrides`` already hold the quick fields), run in ``workdir``."""
   fields = {**overrides, 'data.dataset': dataset, 'teacher.workdir': os.path.abspath(teacher_dir)}
-  study = Study(os.path.basename(workdir), config, grid, seeds, fields)
+  study = Study.of(os.path.basename(workdir), config, grid, seeds, fields)
   return study.run(False, os.path.dirname(workdir), jobs)
 
 

@@ -57,6 +57,17 @@ class Study:
                      workdir=os.path.join(workdir, self.name),
                      executor=Subprocesses(self.config_file, fields, jobs))
 
+  def __post_init__(self):
+    if 'seed' in self.overrides or 'seed' in self.quick:
+      raise ValueError(f'study {self.name}: give the first seed as first_seed, not as a seed override '
+                       '(the sweep sets each run\'s seed)')
+
+  @classmethod
+  def of(cls, name: str, config: str, grid: dict, seeds: int, fields: dict) -> 'Study':
+    """A study of ``fields``, whose ``seed`` (a user's ``--override=seed=N``) becomes the first seed."""
+    fields = dict(fields)
+    return cls(name, config, grid, seeds, fields, first_seed=fields.pop('seed', 0))
+
   def __repr__(self) -> str:
     return f'Study({self.name})'
 
