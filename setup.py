@@ -27,7 +27,6 @@ setup(
         'matplotlib>=3.8',
         'flatbuffers>=24.3',  # jax.export serialization: FID's feature network
         'numpy>=1.26',
-        'filelock>=3.12',  # locks JAX's bounded compilation cache (experiments/core/compilation_cache.py)
     ],
     extras_require={
         # Real digits shipped inside packages (mnist5k, sklearn_digits), built offline.
