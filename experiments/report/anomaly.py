@@ -22,7 +22,7 @@ from absl import app, flags
 from experiments.configs import mnist_lebm
 from experiments.core import tables
 from experiments.core.checks import ConfigError, parse_overrides, set_fields
-from experiments.core.files import write_text_atomically
+from experiments.core.files import write_atomically
 from experiments.core.metrics import read_metrics
 from experiments.core.tables import markdown_table, mean_std
 from experiments.report import driver, statistics
@@ -147,7 +147,7 @@ def write_page(output: str, quick: bool, written: dict) -> None:
     if (QUICK_BANNER in page) == quick:
       sections = {title: text for title, text in tables.sections(page).items() if title in DEFAULT_CLASSES}
   sections.update(written)
-  write_text_atomically(output, header(quick) + ''.join(sections[name] for name in DEFAULT_CLASSES
+  write_atomically(output, header(quick) + ''.join(sections[name] for name in DEFAULT_CLASSES
                                                         if name in sections))
 
 

@@ -26,7 +26,7 @@ from absl import app, flags
 
 from experiments.core import plotting, tables
 from experiments.core.checks import ConfigError
-from experiments.core.files import write_text_atomically
+from experiments.core.files import write_atomically
 from experiments.core.metrics import read_metrics
 from experiments.core.tables import markdown_table
 from experiments.report import driver
@@ -214,7 +214,7 @@ def main(argv):
     figure = curves(stage, evals, os.path.join(figures, f'stage{stage}.png'))
     sections[stage] = stage_section(stage, evals, os.path.relpath(figure, os.path.dirname(output)), steps,
                                     seconds)
-  write_text_atomically(
+  write_atomically(
       output, '# DAMC at length on CPU: 20,000 iterations of the reference\'s iteration\n\n'
       + (QUICK_BANNER + '\n\n' if quick else '')
       + 'Each stage is run and rendered on its own (`--stages=N`; the page keeps the other stages\' '

@@ -32,6 +32,7 @@ from flax import serialization
 
 from experiments.core import plotting
 from experiments.core.checks import ConfigError, number, one_of
+from experiments.core.files import write_atomically
 from experiments.core.task import Task
 from experiments.tasks.common import ratio
 from nnce_jax import ais, copula, flow, normalizers
@@ -155,12 +156,10 @@ def cached_noise(config, fit, gaussian):
   started = time.perf_counter()
   fitted, history = fit()
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path + '.tmp', 'wb') as f:  # whole or absent: an interrupted fit is redone
-    f.write(serialization.to_bytes(fitted))
   with open(path[:-len('.msgpack')] + '.json', 'w') as f:
     json.dump({'settings': cache_settings(config), 'history': history,
                'wall_s': time.perf_counter() - started}, f)
-  os.replace(path + '.tmp', path)
+  write_atomically(path, serialization.to_bytes(fitted))  # last, whole or absent: a cut fit is redone
   return fitted
 
 
