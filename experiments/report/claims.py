@@ -160,11 +160,12 @@ def _u_shape(alignment, results):
       verdict = REPRODUCED if all(i.sign > 0 for i in worse.values()) else INCONCLUSIVE
       test_note = '; '.join(f'M = {m:g} worse than M* by {i}' for m, i in worse.items())
     seeds = by_m[ms[0]]
-    means = {m: float(np.mean(finals(s, 'param_error'))) for m, s in by_m.items()}
-    # Some fixed samples give the nu * n-point objective a far (or no) maximiser: the heavy tail
+    errors = {m: finals(s, 'param_error') for m, s in by_m.items()}  # [seeds] per M
+    means = {m: float(np.mean(e)) for m, e in errors.items()}
+    # On some fixed samples the nu * n-point loss has a far (or no) minimiser: that heavy tail
     # carries the mean, so the median and the worst seed are shown beside it.
-    medians = {m: float(np.median(finals(s, 'param_error'))) for m, s in by_m.items()}
-    worst = {m: float(np.max(finals(by_m[m], 'param_error'))) for m in ends}
+    medians = {m: float(np.median(e)) for m, e in errors.items()}
+    worst = {m: float(np.max(errors[m])) for m in ends}
     nce = ''
     if GAUSSIAN_NU in results:
       by_nu = results[GAUSSIAN_NU].by('noise_ratio', num_train=n)
